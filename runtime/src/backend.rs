@@ -1,0 +1,237 @@
+use crate::ops::adamw::AdamW;
+use crate::ops::attention::{AttentionGrads, AttentionOut};
+use crate::ops::cross_entropy::CrossEntropyOut;
+use crate::ops::gemm::{GemmGrads, GemmSpec};
+use crate::ops::kl::KlEstimator;
+use crate::ops::layernorm::{LayerNormGrads, LayerNormOut};
+use crate::ops::logprob::LogProbOut;
+use crate::ops::rmsnorm::{RmsNormGrads, RmsNormOut};
+use crate::ops::swiglu::SwiGluGrads;
+use crate::{DType, Result, Tensor};
+
+/// Everything a decoder-only transformer and the RL losses need, on one device.
+///
+/// Each backend owns its buffers; ops take tensors of their backend and return new ones (or update
+/// optimizer state in place). Every op validates shapes and dtypes with the shared checks in its
+/// [`crate::ops`] module before touching data, and returns an error naming the op and the shapes.
+///
+/// Float arguments of one op share one dtype (f32 or bf16) and results come back in it, except
+/// saved statistics (mean, rstd, log-sum-exp) and per-row losses, which are always f32. Ids,
+/// positions and masks are u32. Shape letters: B batch, T time (Tq queries, Tk keys), C channels,
+/// NH query heads, NKV key/value heads, HS head size, V vocabulary, N = rows (usually B·T).
+///
+/// Gradients are returned fresh (`=`); accumulate them with [`Backend::axpy`].
+pub trait Backend: Send + Sync + Sized {
+    type Buffer: Send + Sync;
+
+    fn name(&self) -> &'static str;
+
+    // ---- memory and host transfers ----
+
+    /// Copies host f32 data in, converting to `dtype` (f32 or bf16; bf16 rounds to nearest even).
+    fn upload_f32(&self, dims: &[usize], data: &[f32], dtype: DType) -> Result<Tensor<Self>>;
+    fn upload_u32(&self, dims: &[usize], data: &[u32]) -> Result<Tensor<Self>>;
+    /// Copies a float tensor out as f32.
+    fn download_f32(&self, t: &Tensor<Self>) -> Result<Vec<f32>>;
+    fn download_u32(&self, t: &Tensor<Self>) -> Result<Vec<u32>>;
+    fn zeros(&self, dims: &[usize], dtype: DType) -> Result<Tensor<Self>>;
+    /// Converts between f32 and bf16 (a copy when the dtype is already `dtype`).
+    fn cast(&self, t: &Tensor<Self>, dtype: DType) -> Result<Tensor<Self>>;
+
+    // ---- elementwise (crate::ops::elementwise) ----
+
+    /// `a + b`, same shapes (the residual connection).
+    fn add(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>>;
+    /// `y += alpha * x` in place (gradient accumulation).
+    fn axpy(&self, y: &mut Tensor<Self>, alpha: f32, x: &Tensor<Self>) -> Result<()>;
+    /// `x *= alpha` in place (gradient clipping, loss scaling).
+    fn scale_inplace(&self, x: &mut Tensor<Self>, alpha: f32) -> Result<()>;
+
+    // ---- GELU, tanh form as GPT-2's gelu_new (crate::ops::gelu) ----
+
+    fn gelu_fwd(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
+    fn gelu_bwd(&self, x: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>>;
+
+    // ---- SwiGLU: silu(gate) * up (crate::ops::swiglu) ----
+
+    fn swiglu_fwd(&self, gate: &Tensor<Self>, up: &Tensor<Self>) -> Result<Tensor<Self>>;
+    fn swiglu_bwd(
+        &self,
+        gate: &Tensor<Self>,
+        up: &Tensor<Self>,
+        dy: &Tensor<Self>,
+    ) -> Result<SwiGluGrads<Self>>;
+
+    // ---- GEMM with transposes, batch and bias (crate::ops::gemm) ----
+
+    /// `op(a) · op(b) + bias`, `a` `[.., M, K]`, `b` `[K, N]` or `[.., K, N]` (transposed when the
+    /// spec says so), bias `[N]`, result `[.., M, N]`.
+    fn gemm(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        bias: Option<&Tensor<Self>>,
+        spec: GemmSpec,
+    ) -> Result<Tensor<Self>>;
+    fn gemm_bwd(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        dc: &Tensor<Self>,
+        with_bias: bool,
+        spec: GemmSpec,
+    ) -> Result<GemmGrads<Self>>;
+
+    // ---- embedding: row gather and scatter-add (crate::ops::embedding) ----
+
+    /// `table[ids]`: ids `[..]` u32, table `[V, C]`, result `[.., C]`. Also the learned position
+    /// embedding (ids = positions) and reading hidden states at chosen rows.
+    fn embedding_fwd(&self, ids: &Tensor<Self>, table: &Tensor<Self>) -> Result<Tensor<Self>>;
+    /// `dtable[ids[i]] += dy[i]`, result `[V, C]` with `V = vocab`.
+    fn embedding_bwd(
+        &self,
+        ids: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        vocab: usize,
+    ) -> Result<Tensor<Self>>;
+
+    // ---- LayerNorm over the last dim (crate::ops::layernorm) ----
+
+    fn layernorm_fwd(
+        &self,
+        x: &Tensor<Self>,
+        weight: &Tensor<Self>,
+        bias: &Tensor<Self>,
+        eps: f32,
+    ) -> Result<LayerNormOut<Self>>;
+    fn layernorm_bwd(
+        &self,
+        dy: &Tensor<Self>,
+        x: &Tensor<Self>,
+        weight: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+    ) -> Result<LayerNormGrads<Self>>;
+
+    // ---- RMSNorm over the last dim (crate::ops::rmsnorm) ----
+
+    fn rmsnorm_fwd(&self, x: &Tensor<Self>, weight: &Tensor<Self>, eps: f32)
+        -> Result<RmsNormOut<Self>>;
+    fn rmsnorm_bwd(
+        &self,
+        dy: &Tensor<Self>,
+        x: &Tensor<Self>,
+        weight: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+    ) -> Result<RmsNormGrads<Self>>;
+
+    // ---- rotary position embedding, rotate-half layout (crate::ops::rope) ----
+
+    /// x `[B, T, NH, HS]` rotated by angle `pos · theta^(-2i/HS)`, positions `[B, T]` u32.
+    fn rope_fwd(&self, x: &Tensor<Self>, positions: &Tensor<Self>, theta: f32)
+        -> Result<Tensor<Self>>;
+    fn rope_bwd(&self, dy: &Tensor<Self>, positions: &Tensor<Self>, theta: f32)
+        -> Result<Tensor<Self>>;
+
+    // ---- causal grouped-query attention with key padding (crate::ops::attention) ----
+
+    /// q `[B, Tq, NH, HS]`, k and v `[B, Tk, NKV, HS]` with `NH % NKV == 0`, `Tq <= Tk`;
+    /// key_valid `[B, Tk]` u32 (1 = real token, 0 = padding). Query `i` sits at position
+    /// `Tk - Tq + i` and sees keys at positions `<=` its own that are valid. Result
+    /// `[B, Tq, NH, HS]` and the log-sum-exp `[B, NH, Tq]` (f32); a query that sees no key gets
+    /// zeros and a log-sum-exp of -inf.
+    fn attention_fwd(
+        &self,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        softmax_scale: f32,
+    ) -> Result<AttentionOut<Self>>;
+    #[allow(clippy::too_many_arguments)]
+    fn attention_bwd(
+        &self,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        out: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        dout: &Tensor<Self>,
+        softmax_scale: f32,
+    ) -> Result<AttentionGrads<Self>>;
+
+    // ---- softmax cross-entropy with an ignore index (crate::ops::cross_entropy) ----
+
+    /// logits `[N, V]`, targets `[N]` u32; rows whose target is `ignore_index` get loss 0.
+    fn cross_entropy_fwd(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        ignore_index: u32,
+    ) -> Result<CrossEntropyOut<Self>>;
+    /// d(logits) for upstream `dloss` `[N]`; ignored rows get zeros.
+    fn cross_entropy_bwd(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        dloss: &Tensor<Self>,
+        ignore_index: u32,
+    ) -> Result<Tensor<Self>>;
+
+    // ---- fused token log-prob and entropy (crate::ops::logprob) ----
+
+    /// For logits `[N, V]` scaled by `inv_temperature`: `log_softmax[target]`, the entropy and the
+    /// log-sum-exp per row, all `[N]` f32, with no `[N, V]` intermediate.
+    fn logprob_fwd(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        inv_temperature: f32,
+    ) -> Result<LogProbOut<Self>>;
+    /// d(logits) from upstream gradients of the log-prob and (optionally) the entropy.
+    #[allow(clippy::too_many_arguments)]
+    fn logprob_bwd(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        entropy: &Tensor<Self>,
+        dlogprob: &Tensor<Self>,
+        dentropy: Option<&Tensor<Self>>,
+        inv_temperature: f32,
+    ) -> Result<Tensor<Self>>;
+
+    // ---- KL estimators between policy and reference log-probs (crate::ops::kl) ----
+
+    fn kl_fwd(
+        &self,
+        logprob: &Tensor<Self>,
+        ref_logprob: &Tensor<Self>,
+        estimator: KlEstimator,
+    ) -> Result<Tensor<Self>>;
+    /// d(logprob) of the estimator for upstream `dkl` (the reference gets no gradient).
+    fn kl_bwd(
+        &self,
+        logprob: &Tensor<Self>,
+        ref_logprob: &Tensor<Self>,
+        estimator: KlEstimator,
+        dkl: &Tensor<Self>,
+    ) -> Result<Tensor<Self>>;
+
+    // ---- optimizer (crate::ops::adamw, crate::ops::grad_norm) ----
+
+    /// One AdamW step in place on f32 `param`, `m`, `v`; `step` counts from 1.
+    fn adamw_step(
+        &self,
+        param: &mut Tensor<Self>,
+        grad: &Tensor<Self>,
+        m: &mut Tensor<Self>,
+        v: &mut Tensor<Self>,
+        hyper: &AdamW,
+        step: u32,
+    ) -> Result<()>;
+    /// `sum(x^2)` over a float tensor, accumulated in f64 on the host side of the reduction.
+    fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64>;
+}

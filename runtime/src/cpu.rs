@@ -1,0 +1,364 @@
+//! The Cpu backend: host memory, rayon parallelism, GEMM through the `gemm` crate. It is the
+//! specification the other backends are tested against and a fast backend in its own right. The
+//! per-op code lives in `crate::ops::<op>`; this file holds the buffer type and the dispatch.
+
+use std::borrow::Cow;
+
+use half::bf16;
+
+use crate::ops::adamw::{self, AdamW};
+use crate::ops::attention::{self, AttentionGrads, AttentionOut};
+use crate::ops::cross_entropy::{self, CrossEntropyOut};
+use crate::ops::gemm::{self, GemmGrads, GemmSpec};
+use crate::ops::kl::{self, KlEstimator};
+use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
+use crate::ops::logprob::{self, LogProbOut};
+use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
+use crate::ops::swiglu::{self, SwiGluGrads};
+use crate::ops::{check, elementwise, embedding, gelu, grad_norm, rope};
+use crate::{Backend, DType, Error, Result, Shape, Tensor};
+
+/// The Cpu backend. Work is spread over rayon's global pool (set its size with
+/// `RAYON_NUM_THREADS`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Cpu;
+
+impl Cpu {
+    pub fn new() -> Self {
+        Cpu
+    }
+}
+
+/// Host storage of a Cpu tensor.
+#[derive(Debug, Clone)]
+pub enum CpuBuffer {
+    F32(Vec<f32>),
+    BF16(Vec<bf16>),
+    U32(Vec<u32>),
+}
+
+/// The elements of a float tensor as f32, borrowed when already f32.
+pub(crate) fn f32_data(t: &Tensor<Cpu>) -> Cow<'_, [f32]> {
+    match t.buffer() {
+        CpuBuffer::F32(v) => Cow::Borrowed(v),
+        CpuBuffer::BF16(v) => Cow::Owned(v.iter().map(|x| x.to_f32()).collect()),
+        CpuBuffer::U32(v) => Cow::Owned(v.iter().map(|&x| x as f32).collect()),
+    }
+}
+
+/// The elements of a u32 tensor; callers have checked the dtype, so any other dtype is empty.
+pub(crate) fn u32_data(t: &Tensor<Cpu>) -> &[u32] {
+    match t.buffer() {
+        CpuBuffer::U32(v) => v,
+        _ => &[],
+    }
+}
+
+/// The elements of an f32 tensor, mutably; callers have checked the dtype, so any other dtype is
+/// empty.
+pub(crate) fn f32_data_mut(t: &mut Tensor<Cpu>) -> &mut [f32] {
+    match t.buffer_mut() {
+        CpuBuffer::F32(v) => v,
+        _ => &mut [],
+    }
+}
+
+/// A Cpu tensor of `dtype` (f32 or bf16) from f32 results; `data.len()` equals the element count.
+pub(crate) fn from_f32(dims: &[usize], data: Vec<f32>, dtype: DType) -> Tensor<Cpu> {
+    debug_assert_eq!(data.len(), dims.iter().product::<usize>());
+    let buffer = match dtype {
+        DType::BF16 => CpuBuffer::BF16(data.iter().map(|&x| bf16::from_f32(x)).collect()),
+        _ => CpuBuffer::F32(data),
+    };
+    let dtype = if dtype == DType::BF16 { DType::BF16 } else { DType::F32 };
+    Tensor::from_parts(Shape::new(dims), dtype, buffer)
+}
+
+fn check_len(op: &'static str, dims: &[usize], len: usize) -> Result<()> {
+    let want: usize = dims.iter().product();
+    if want != len {
+        return Err(Error::shape(op, format!("shape {dims:?} needs {want} elements, got {len}")));
+    }
+    Ok(())
+}
+
+impl Backend for Cpu {
+    type Buffer = CpuBuffer;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn upload_f32(&self, dims: &[usize], data: &[f32], dtype: DType) -> Result<Tensor<Self>> {
+        check_len("upload_f32", dims, data.len())?;
+        if !dtype.is_float() {
+            return Err(Error::DType {
+                op: "upload_f32",
+                arg: "dtype",
+                got: dtype,
+                expected: "f32 or bf16".into(),
+            });
+        }
+        Ok(from_f32(dims, data.to_vec(), dtype))
+    }
+
+    fn upload_u32(&self, dims: &[usize], data: &[u32]) -> Result<Tensor<Self>> {
+        check_len("upload_u32", dims, data.len())?;
+        Ok(Tensor::from_parts(Shape::new(dims), DType::U32, CpuBuffer::U32(data.to_vec())))
+    }
+
+    fn download_f32(&self, t: &Tensor<Self>) -> Result<Vec<f32>> {
+        check::float("download_f32", "t", t)?;
+        Ok(f32_data(t).into_owned())
+    }
+
+    fn download_u32(&self, t: &Tensor<Self>) -> Result<Vec<u32>> {
+        check::dtype("download_u32", "t", t, DType::U32)?;
+        Ok(u32_data(t).to_vec())
+    }
+
+    fn zeros(&self, dims: &[usize], dtype: DType) -> Result<Tensor<Self>> {
+        let n = dims.iter().product();
+        let buffer = match dtype {
+            DType::F32 => CpuBuffer::F32(vec![0.0; n]),
+            DType::BF16 => CpuBuffer::BF16(vec![bf16::ZERO; n]),
+            DType::U32 => CpuBuffer::U32(vec![0; n]),
+        };
+        Ok(Tensor::from_parts(Shape::new(dims), dtype, buffer))
+    }
+
+    fn cast(&self, t: &Tensor<Self>, dtype: DType) -> Result<Tensor<Self>> {
+        check::float("cast", "t", t)?;
+        if !dtype.is_float() {
+            return Err(Error::DType { op: "cast", arg: "dtype", got: dtype, expected: "f32 or bf16".into() });
+        }
+        Ok(from_f32(t.dims(), f32_data(t).into_owned(), dtype))
+    }
+
+    fn add(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>> {
+        elementwise::add_cpu(a, b)
+    }
+
+    fn axpy(&self, y: &mut Tensor<Self>, alpha: f32, x: &Tensor<Self>) -> Result<()> {
+        elementwise::axpy_cpu(y, alpha, x)
+    }
+
+    fn scale_inplace(&self, x: &mut Tensor<Self>, alpha: f32) -> Result<()> {
+        elementwise::scale_inplace_cpu(x, alpha)
+    }
+
+    fn gelu_fwd(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        gelu::forward_cpu(x)
+    }
+
+    fn gelu_bwd(&self, x: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>> {
+        gelu::backward_cpu(x, dy)
+    }
+
+    fn swiglu_fwd(&self, gate: &Tensor<Self>, up: &Tensor<Self>) -> Result<Tensor<Self>> {
+        swiglu::forward_cpu(gate, up)
+    }
+
+    fn swiglu_bwd(
+        &self,
+        gate: &Tensor<Self>,
+        up: &Tensor<Self>,
+        dy: &Tensor<Self>,
+    ) -> Result<SwiGluGrads<Self>> {
+        swiglu::backward_cpu(gate, up, dy)
+    }
+
+    fn gemm(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        bias: Option<&Tensor<Self>>,
+        spec: GemmSpec,
+    ) -> Result<Tensor<Self>> {
+        gemm::forward_cpu(a, b, bias, spec)
+    }
+
+    fn gemm_bwd(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        dc: &Tensor<Self>,
+        with_bias: bool,
+        spec: GemmSpec,
+    ) -> Result<GemmGrads<Self>> {
+        gemm::backward_cpu(a, b, dc, with_bias, spec)
+    }
+
+    fn embedding_fwd(&self, ids: &Tensor<Self>, table: &Tensor<Self>) -> Result<Tensor<Self>> {
+        embedding::forward_cpu(ids, table)
+    }
+
+    fn embedding_bwd(
+        &self,
+        ids: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        vocab: usize,
+    ) -> Result<Tensor<Self>> {
+        embedding::backward_cpu(ids, dy, vocab)
+    }
+
+    fn layernorm_fwd(
+        &self,
+        x: &Tensor<Self>,
+        weight: &Tensor<Self>,
+        bias: &Tensor<Self>,
+        eps: f32,
+    ) -> Result<LayerNormOut<Self>> {
+        layernorm::forward_cpu(x, weight, bias, eps)
+    }
+
+    fn layernorm_bwd(
+        &self,
+        dy: &Tensor<Self>,
+        x: &Tensor<Self>,
+        weight: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+    ) -> Result<LayerNormGrads<Self>> {
+        layernorm::backward_cpu(dy, x, weight, mean, rstd)
+    }
+
+    fn rmsnorm_fwd(
+        &self,
+        x: &Tensor<Self>,
+        weight: &Tensor<Self>,
+        eps: f32,
+    ) -> Result<RmsNormOut<Self>> {
+        rmsnorm::forward_cpu(x, weight, eps)
+    }
+
+    fn rmsnorm_bwd(
+        &self,
+        dy: &Tensor<Self>,
+        x: &Tensor<Self>,
+        weight: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+    ) -> Result<RmsNormGrads<Self>> {
+        rmsnorm::backward_cpu(dy, x, weight, rstd)
+    }
+
+    fn rope_fwd(
+        &self,
+        x: &Tensor<Self>,
+        positions: &Tensor<Self>,
+        theta: f32,
+    ) -> Result<Tensor<Self>> {
+        rope::forward_cpu(x, positions, theta)
+    }
+
+    fn rope_bwd(
+        &self,
+        dy: &Tensor<Self>,
+        positions: &Tensor<Self>,
+        theta: f32,
+    ) -> Result<Tensor<Self>> {
+        rope::backward_cpu(dy, positions, theta)
+    }
+
+    fn attention_fwd(
+        &self,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        softmax_scale: f32,
+    ) -> Result<AttentionOut<Self>> {
+        attention::forward_cpu(q, k, v, key_valid, softmax_scale)
+    }
+
+    fn attention_bwd(
+        &self,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        out: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        dout: &Tensor<Self>,
+        softmax_scale: f32,
+    ) -> Result<AttentionGrads<Self>> {
+        attention::backward_cpu(q, k, v, key_valid, out, lse, dout, softmax_scale)
+    }
+
+    fn cross_entropy_fwd(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        ignore_index: u32,
+    ) -> Result<CrossEntropyOut<Self>> {
+        cross_entropy::forward_cpu(logits, targets, ignore_index)
+    }
+
+    fn cross_entropy_bwd(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        dloss: &Tensor<Self>,
+        ignore_index: u32,
+    ) -> Result<Tensor<Self>> {
+        cross_entropy::backward_cpu(logits, targets, lse, dloss, ignore_index)
+    }
+
+    fn logprob_fwd(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        inv_temperature: f32,
+    ) -> Result<LogProbOut<Self>> {
+        logprob::forward_cpu(logits, targets, inv_temperature)
+    }
+
+    fn logprob_bwd(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        entropy: &Tensor<Self>,
+        dlogprob: &Tensor<Self>,
+        dentropy: Option<&Tensor<Self>>,
+        inv_temperature: f32,
+    ) -> Result<Tensor<Self>> {
+        logprob::backward_cpu(logits, targets, lse, entropy, dlogprob, dentropy, inv_temperature)
+    }
+
+    fn kl_fwd(
+        &self,
+        logprob: &Tensor<Self>,
+        ref_logprob: &Tensor<Self>,
+        estimator: KlEstimator,
+    ) -> Result<Tensor<Self>> {
+        kl::forward_cpu(logprob, ref_logprob, estimator)
+    }
+
+    fn kl_bwd(
+        &self,
+        logprob: &Tensor<Self>,
+        ref_logprob: &Tensor<Self>,
+        estimator: KlEstimator,
+        dkl: &Tensor<Self>,
+    ) -> Result<Tensor<Self>> {
+        kl::backward_cpu(logprob, ref_logprob, estimator, dkl)
+    }
+
+    fn adamw_step(
+        &self,
+        param: &mut Tensor<Self>,
+        grad: &Tensor<Self>,
+        m: &mut Tensor<Self>,
+        v: &mut Tensor<Self>,
+        hyper: &AdamW,
+        step: u32,
+    ) -> Result<()> {
+        adamw::step_cpu(param, grad, m, v, hyper, step)
+    }
+
+    fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64> {
+        grad_norm::sum_squares_cpu(x)
+    }
+}

@@ -1,0 +1,30 @@
+use crate::DType;
+
+/// The runtime's one error type.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Arguments whose shapes do not fit the op, or each other.
+    #[error("{op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+    /// An argument of a dtype the op does not take.
+    #[error("{op}: argument `{arg}` has dtype {got}, expected {expected}")]
+    DType { op: &'static str, arg: &'static str, got: DType, expected: String },
+    /// A scalar argument out of its domain (a negative epsilon, a zero temperature, ...).
+    #[error("{op}: {msg}")]
+    Argument { op: &'static str, msg: String },
+    /// Something the backend cannot do on this machine (no driver, no compiler, ...).
+    #[error("{backend} backend: {msg}")]
+    Backend { backend: &'static str, msg: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn shape(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::Shape { op, msg: msg.into() }
+    }
+
+    pub fn argument(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::Argument { op, msg: msg.into() }
+    }
+}

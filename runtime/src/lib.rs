@@ -1,0 +1,20 @@
+//! The rlhf-rs runtime: tensors, the [`Backend`] trait, and the backends that implement it.
+//!
+//! Every op a decoder-only transformer and the RL losses need is a method of [`Backend`]. Each op
+//! lives in one file under [`ops`]: its shape checks (shared by all backends), its argument and
+//! result types, and its Cpu implementation. Tensors are owned by their backend
+//! ([`Tensor<B>`] holds a `B::Buffer`); moving data to or from the host is explicit
+//! ([`Backend::upload_f32`], [`Backend::download_f32`], ...).
+
+mod backend;
+mod cpu;
+mod dtype;
+mod error;
+pub mod ops;
+mod tensor;
+
+pub use backend::Backend;
+pub use cpu::{Cpu, CpuBuffer};
+pub use dtype::DType;
+pub use error::{Error, Result};
+pub use tensor::{Shape, Tensor};

@@ -1,0 +1,98 @@
+//! Shape and dtype checks shared by every op and backend. Each returns an error that names the
+//! op, the argument and the shapes involved.
+
+use crate::{Backend, DType, Error, Result, Tensor};
+
+pub(crate) fn dtype<B: Backend>(
+    op: &'static str,
+    arg: &'static str,
+    t: &Tensor<B>,
+    want: DType,
+) -> Result<()> {
+    if t.dtype() != want {
+        return Err(Error::DType { op, arg, got: t.dtype(), expected: want.to_string() });
+    }
+    Ok(())
+}
+
+pub(crate) fn float<B: Backend>(op: &'static str, arg: &'static str, t: &Tensor<B>) -> Result<()> {
+    if !t.dtype().is_float() {
+        return Err(Error::DType { op, arg, got: t.dtype(), expected: "f32 or bf16".into() });
+    }
+    Ok(())
+}
+
+/// All arguments are floats of the first one's dtype; returns that dtype.
+pub(crate) fn same_float<B: Backend>(
+    op: &'static str,
+    args: &[(&'static str, &Tensor<B>)],
+) -> Result<DType> {
+    let (first_name, first) = args[0];
+    float(op, first_name, first)?;
+    for &(name, t) in &args[1..] {
+        if t.dtype() != first.dtype() {
+            return Err(Error::DType {
+                op,
+                arg: name,
+                got: t.dtype(),
+                expected: format!("{} like `{first_name}`", first.dtype()),
+            });
+        }
+    }
+    Ok(first.dtype())
+}
+
+pub(crate) fn dims<B: Backend>(
+    op: &'static str,
+    arg: &'static str,
+    t: &Tensor<B>,
+    want: &[usize],
+) -> Result<()> {
+    if t.dims() != want {
+        return Err(Error::shape(op, format!("`{arg}` has shape {}, expected {want:?}", t.shape())));
+    }
+    Ok(())
+}
+
+pub(crate) fn rank<B: Backend>(
+    op: &'static str,
+    arg: &'static str,
+    t: &Tensor<B>,
+    want: usize,
+) -> Result<()> {
+    if t.shape().rank() != want {
+        return Err(Error::shape(
+            op,
+            format!("`{arg}` has shape {}, expected rank {want}", t.shape()),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn same_shape<B: Backend>(
+    op: &'static str,
+    (a_name, a): (&'static str, &Tensor<B>),
+    (b_name, b): (&'static str, &Tensor<B>),
+) -> Result<()> {
+    if a.dims() != b.dims() {
+        return Err(Error::shape(
+            op,
+            format!("`{a_name}` {} and `{b_name}` {} must have the same shape", a.shape(), b.shape()),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn finite(op: &'static str, name: &'static str, value: f32) -> Result<()> {
+    if !value.is_finite() {
+        return Err(Error::argument(op, format!("`{name}` must be finite, got {value}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn positive(op: &'static str, name: &'static str, value: f32) -> Result<()> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(Error::argument(op, format!("`{name}` must be positive and finite, got {value}")));
+    }
+    Ok(())
+}
