@@ -7,6 +7,9 @@ pub enum ModelError {
     Weights { path: String, msg: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// Input the model cannot take (an empty batch, a sequence longer than the model allows...).
+    #[error("{0}")]
+    Input(String),
     #[error(transparent)]
     Runtime(#[from] runtime::Error),
 }

@@ -3,6 +3,8 @@
 
 pub mod config;
 mod error;
+pub mod params;
+pub mod transformer;
 pub mod weights;
 
 pub use config::{Architecture, ModelConfig};
