@@ -4,6 +4,7 @@
 pub mod config;
 mod error;
 pub mod params;
+pub mod sampling;
 pub mod transformer;
 pub mod weights;
 
