@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use half::bf16;
+use rayon::prelude::*;
 
 use crate::ops::adamw::{self, AdamW};
 use crate::ops::attention::{self, AttentionGrads, AttentionOut};
@@ -72,6 +73,40 @@ pub(crate) fn from_f32(dims: &[usize], data: Vec<f32>, dtype: DType) -> Tensor<C
     };
     let dtype = if dtype == DType::BF16 { DType::BF16 } else { DType::F32 };
     Tensor::from_parts(Shape::new(dims), dtype, buffer)
+}
+
+/// Rows per task of [`par_rows_with_column_sums`]. A constant, so that how rows are grouped into
+/// partial sums, and hence every rounding, is the same whatever the thread count.
+const ROWS_PER_SUM_BLOCK: usize = 32;
+
+/// Calls `row_fn(row_index, out_row, sums)` for every row of `out` viewed as `[rows, cols]`
+/// (`cols > 0`), in parallel over blocks of consecutive rows, and returns the `width` column sums
+/// the calls add into `sums`: for the weight gradients of a norm, summed over rows. Each block
+/// accumulates its own f64 partial sums and the partials are added in block order, so the result
+/// is deterministic.
+pub(crate) fn par_rows_with_column_sums(
+    out: &mut [f32],
+    cols: usize,
+    width: usize,
+    row_fn: impl Fn(usize, &mut [f32], &mut [f64]) + Sync,
+) -> Vec<f64> {
+    debug_assert!(cols > 0 && out.len() % cols == 0);
+    let partials: Vec<Vec<f64>> = out
+        .par_chunks_mut(ROWS_PER_SUM_BLOCK * cols)
+        .enumerate()
+        .map(|(block, rows)| {
+            let mut sums = vec![0f64; width];
+            for (i, row) in rows.chunks_mut(cols).enumerate() {
+                row_fn(block * ROWS_PER_SUM_BLOCK + i, row, &mut sums);
+            }
+            sums
+        })
+        .collect();
+    let mut total = vec![0f64; width];
+    for partial in partials {
+        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+    }
+    total
 }
 
 fn check_len(op: &'static str, dims: &[usize], len: usize) -> Result<()> {
