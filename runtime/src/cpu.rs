@@ -397,3 +397,42 @@ impl Backend for Cpu {
         grad_norm::sum_squares_cpu(x)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Runs `f` on a fresh rayon pool of `threads` threads.
+    pub(crate) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+        pool.expect("a thread pool").install(f)
+    }
+
+    #[test]
+    fn column_sums_do_not_depend_on_thread_count() {
+        let (rows, cols) = (1000, 7);
+        // Terms spanning 16 orders of magnitude: any change of summation order changes the bits.
+        let term = |r: usize, j: usize| {
+            ((r * 7919 + j * 104_729) % 1013) as f64 * 10f64.powi((r % 17) as i32 - 8)
+        };
+        let run = |threads| {
+            in_pool(threads, || {
+                let mut out = vec![0f32; rows * cols];
+                let sums = par_rows_with_column_sums(&mut out, cols, cols, |r, row, sums| {
+                    for (j, (o, s)) in row.iter_mut().zip(sums).enumerate() {
+                        *o = r as f32;
+                        *s += term(r, j);
+                    }
+                });
+                (out, sums.iter().map(|s| s.to_bits()).collect::<Vec<_>>())
+            })
+        };
+        let one = run(1);
+        for threads in [2, 3, 8] {
+            assert!(run(threads) == one, "{threads} threads give other sums than 1 thread");
+        }
+        let rows_seen =
+            one.0.chunks(cols).enumerate().all(|(r, row)| row.iter().all(|&v| v == r as f32));
+        assert!(rows_seen, "every row is passed to row_fn once, with its own index");
+    }
+}

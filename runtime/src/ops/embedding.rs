@@ -129,3 +129,33 @@ pub(crate) fn backward_cpu(
     }
     Ok(from_f32(&[vocab, channels], dtable, dy.dtype()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::tests::in_pool;
+
+    #[test]
+    fn backward_does_not_depend_on_thread_count() {
+        let (vocab, channels, n) = (5, 3, 4000);
+        let ids: Vec<u32> = (0..n).map(|i| (i * i % 7 % vocab) as u32).collect();
+        // Gradients spanning many magnitudes, so any change of summation order changes the bits.
+        let dy: Vec<f32> = (0..n * channels)
+            .map(|i| ((i * 7919) % 1013) as f32 * 10f32.powi((i % 13) as i32 - 6) - 3.0)
+            .collect();
+        let cpu = Cpu;
+        let run = |threads| {
+            in_pool(threads, || {
+                let ids = cpu.upload_u32(&[n], &ids)?;
+                let dy = cpu.upload_f32(&[n, channels], &dy, DType::F32)?;
+                let dtable = cpu.download_f32(&cpu.embedding_bwd(&ids, &dy, vocab)?)?;
+                Ok::<_, Error>(dtable.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            })
+            .expect("embedding_bwd")
+        };
+        let one = run(1);
+        for threads in [2, 3, 8] {
+            assert!(run(threads) == one, "{threads} threads give another dtable than 1 thread");
+        }
+    }
+}
