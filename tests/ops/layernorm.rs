@@ -3,10 +3,11 @@ use runtime::{Backend, DType, Error};
 use crate::backend_tests;
 use crate::common::{assert_close, bf16_round, dot, numeric_grad, to_f64, Rng};
 
-/// Leading dims (rows 1, 1, 7, 64; the first is a rank-1 `x`) crossed with C in {1, 7, 33, 769}.
+/// Leading dims (rows 1, 1, 7, 64, 0; the first is a rank-1 `x`) crossed with C in
+/// {1, 7, 33, 769}.
 fn shapes() -> Vec<Vec<usize>> {
     let mut shapes = vec![];
-    for lead in [&[][..], &[1], &[7], &[4, 16]] {
+    for lead in [&[][..], &[1], &[7], &[4, 16], &[2, 0]] {
         for c in [1, 7, 33, 769] {
             let mut dims = lead.to_vec();
             dims.push(c);
