@@ -7,6 +7,8 @@
 //! Backward: `dx = dy · gelu'(x)` with
 //! `gelu'(x) = 0.5·(1 + tanh(u)) + 0.5·x·(1 − tanh²(u))·√(2/π)·(1 + 3·0.044715·x²)`;
 //! `dy` has the shape and dtype of `x`, and so does `dx`.
+//!
+//! The Cpu evaluates `0.5·(1 + tanh(u))` as the identical `σ(2u)` (see `half_one_plus_tanh`).
 
 use rayon::prelude::*;
 
