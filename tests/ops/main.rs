@@ -5,4 +5,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod embedding;
+mod gelu;
 mod gemm;
+mod layernorm;
+mod rmsnorm;
+mod swiglu;
