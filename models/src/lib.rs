@@ -5,6 +5,7 @@ pub mod config;
 mod error;
 pub mod params;
 pub mod sampling;
+pub mod tokenizer;
 pub mod transformer;
 pub mod weights;
 
