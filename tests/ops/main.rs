@@ -5,4 +5,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attention;
 mod gemm;
+mod rope;
