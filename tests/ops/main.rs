@@ -5,9 +5,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attention;
 mod embedding;
 mod gelu;
 mod gemm;
 mod layernorm;
 mod rmsnorm;
+mod rope;
 mod swiglu;
