@@ -16,7 +16,7 @@ use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
 use crate::ops::logprob::{self, LogProbOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::{self, SwiGluGrads};
-use crate::ops::{check, elementwise, embedding, gelu, grad_norm, rope};
+use crate::ops::{check, elementwise, embedding, gelu, grad_norm, kv_cache, rope};
 use crate::{Backend, DType, Error, Result, Shape, Tensor};
 
 /// The Cpu backend. Work is spread over rayon's global pool (set its size with
@@ -304,6 +304,22 @@ impl Backend for Cpu {
         softmax_scale: f32,
     ) -> Result<AttentionOut<Self>> {
         attention::forward_cpu(q, k, v, key_valid, softmax_scale)
+    }
+
+    fn attention_decode(
+        &self,
+        q: &Tensor<Self>,
+        k_cache: &Tensor<Self>,
+        v_cache: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        kv_len: usize,
+        softmax_scale: f32,
+    ) -> Result<Tensor<Self>> {
+        attention::decode_cpu(q, k_cache, v_cache, key_valid, kv_len, softmax_scale)
+    }
+
+    fn kv_cache_write(&self, cache: &mut Tensor<Self>, new: &Tensor<Self>, start: usize) -> Result<()> {
+        kv_cache::write_cpu(cache, new, start)
     }
 
     fn attention_bwd(

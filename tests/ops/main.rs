@@ -9,6 +9,7 @@ mod attention;
 mod embedding;
 mod gelu;
 mod gemm;
+mod kv_cache;
 mod layernorm;
 mod rmsnorm;
 mod rope;

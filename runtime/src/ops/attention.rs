@@ -81,8 +81,11 @@ pub struct AttentionDims {
     pub batch: usize,
     /// Tq.
     pub q_len: usize,
-    /// Tk.
+    /// Tk: the keys in use.
     pub kv_len: usize,
+    /// Rows allocated per batch entry in `k`, `v` and `key_valid` (`Tmax` of a KV cache; equal to
+    /// `kv_len` outside decoding).
+    pub kv_capacity: usize,
     /// NH.
     pub heads: usize,
     /// NKV.
@@ -140,7 +143,33 @@ pub fn check_forward<B: Backend>(
         ));
     }
     check::dims(OP, "key_valid", key_valid, &[batch, kv_len])?;
-    Ok(AttentionDims { batch, q_len, kv_len, heads, kv_heads, head_size })
+    Ok(AttentionDims { batch, q_len, kv_len, kv_capacity: kv_len, heads, kv_heads, head_size })
+}
+
+/// Checks the arguments of [`Backend::attention_decode`]: the caches are `[B, Tmax, NKV, HS]`,
+/// `key_valid` `[B, Tmax]`, and `Tq <= kv_len <= Tmax`.
+pub fn check_decode<B: Backend>(
+    q: &Tensor<B>,
+    k_cache: &Tensor<B>,
+    v_cache: &Tensor<B>,
+    key_valid: &Tensor<B>,
+    kv_len: usize,
+    softmax_scale: f32,
+) -> Result<AttentionDims> {
+    let dims = check_forward(q, k_cache, v_cache, key_valid, softmax_scale)?;
+    if kv_len < dims.q_len || kv_len > dims.kv_capacity {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "kv_len={kv_len} must lie between Tq={} and the cache length Tmax={} (q {}, k_cache {})",
+                dims.q_len,
+                dims.kv_capacity,
+                q.shape(),
+                k_cache.shape()
+            ),
+        ));
+    }
+    Ok(AttentionDims { kv_len, ..dims })
 }
 
 /// Checks the arguments of [`Backend::attention_bwd`] and returns the sizes.
@@ -168,7 +197,7 @@ pub fn check_backward<B: Backend>(
 fn key_mask<'a>(key_valid: &'a Tensor<Cpu>, dims: &AttentionDims) -> Result<&'a [u32]> {
     let mask = u32_data(key_valid);
     if let Some(at) = mask.iter().position(|&m| m > 1) {
-        let (b, j) = (at / dims.kv_len, at % dims.kv_len);
+        let (b, j) = (at / dims.kv_capacity, at % dims.kv_capacity);
         return Err(Error::argument(
             OP,
             format!("key_valid[{b}, {j}] = {}, expected 0 (padding) or 1 (token)", mask[at]),
@@ -188,26 +217,28 @@ struct Inputs<'a> {
 }
 
 impl<'a> Inputs<'a> {
-    /// Rows `[T, HS]` of head `head` of batch entry `b` in a token-major `[B, T, heads, HS]` slice.
+    /// The first `rows` rows `[rows, HS]` of head `head` of batch entry `b` in a token-major
+    /// `[B, len, heads, HS]` slice.
     fn head_rows(
         data: &'a [f32],
         b: usize,
         head: usize,
         (len, heads, hs): (usize, usize, usize),
+        rows: usize,
     ) -> Mat<'a> {
-        Mat::new(data, (b * len * heads + head) * hs, len, hs, heads * hs)
+        Mat::new(data, (b * len * heads + head) * hs, rows, hs, heads * hs)
     }
 
     /// What query head `h` of batch entry `b` reads.
     fn head(&self, b: usize, h: usize) -> HeadInputs<'a> {
         let d = &self.dims;
         let kv_head = h / d.group_size();
-        let kv_shape = (d.kv_len, d.kv_heads, d.head_size);
+        let kv_shape = (d.kv_capacity, d.kv_heads, d.head_size);
         HeadInputs {
-            q: Self::head_rows(self.q, b, h, (d.q_len, d.heads, d.head_size)),
-            k: Self::head_rows(self.k, b, kv_head, kv_shape),
-            v: Self::head_rows(self.v, b, kv_head, kv_shape),
-            key_valid: &self.key_valid[b * d.kv_len..][..d.kv_len],
+            q: Self::head_rows(self.q, b, h, (d.q_len, d.heads, d.head_size), d.q_len),
+            k: Self::head_rows(self.k, b, kv_head, kv_shape, d.kv_len),
+            v: Self::head_rows(self.v, b, kv_head, kv_shape, d.kv_len),
+            key_valid: &self.key_valid[b * d.kv_capacity..][..d.kv_len],
             scale: self.scale,
         }
     }
@@ -238,6 +269,31 @@ pub(crate) fn forward_cpu(
     scale: f32,
 ) -> Result<AttentionOut<Cpu>> {
     let dims = check_forward(q, k, v, key_valid, scale)?;
+    forward_with_dims(dims, q, k, v, key_valid, scale)
+}
+
+pub(crate) fn decode_cpu(
+    q: &Tensor<Cpu>,
+    k_cache: &Tensor<Cpu>,
+    v_cache: &Tensor<Cpu>,
+    key_valid: &Tensor<Cpu>,
+    kv_len: usize,
+    scale: f32,
+) -> Result<Tensor<Cpu>> {
+    let dims = check_decode(q, k_cache, v_cache, key_valid, kv_len, scale)?;
+    Ok(forward_with_dims(dims, q, k_cache, v_cache, key_valid, scale)?.out)
+}
+
+/// The forward for validated `dims`; only the first `kv_len` of the `kv_capacity` key rows are
+/// read.
+fn forward_with_dims(
+    dims: AttentionDims,
+    q: &Tensor<Cpu>,
+    k: &Tensor<Cpu>,
+    v: &Tensor<Cpu>,
+    key_valid: &Tensor<Cpu>,
+    scale: f32,
+) -> Result<AttentionOut<Cpu>> {
     let key_valid = key_mask(key_valid, &dims)?;
     let (qd, kd, vd) = (f32_data(q), f32_data(k), f32_data(v));
     let inputs = Inputs { dims, q: &qd, k: &kd, v: &vd, key_valid, scale };
@@ -306,8 +362,8 @@ pub(crate) fn backward_cpu(
                 let h = kv_head * group + g;
                 let head = inputs.head(b, h);
                 let saved = HeadSaved {
-                    out: Inputs::head_rows(&out_data, b, h, q_shape),
-                    dout: Inputs::head_rows(&dout_data, b, h, q_shape),
+                    out: Inputs::head_rows(&out_data, b, h, q_shape, tq),
+                    dout: Inputs::head_rows(&dout_data, b, h, q_shape, tq),
                     lse: &lse_data[(b * dims.heads + h) * tq..][..tq],
                 };
                 for rows in query_blocks(tq) {
