@@ -91,8 +91,16 @@ impl PtxCache {
     /// Stores `ptx` atomically: a temporary file in the same directory, then a rename.
     pub fn store(&self, stem: &str, key: &CacheKey, ptx: &str) -> Result<PathBuf> {
         let path = self.path(stem, key);
-        write_atomically(&path, ptx.as_bytes())
-            .map_err(|e| Error::compile("ptx cache", format!("{}: {e}", path.display())))?;
+        write_atomically(&path, ptx.as_bytes()).map_err(|e| {
+            Error::compile(
+                "ptx cache",
+                format!(
+                    "{}: {e} (set {} to a writable directory)",
+                    path.display(),
+                    tools::CACHE_ENV
+                ),
+            )
+        })?;
         Ok(path)
     }
 }
