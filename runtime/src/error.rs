@@ -16,6 +16,10 @@ pub enum Error {
     /// Something the backend cannot do on this machine (no driver, no compiler, ...).
     #[error("{backend} backend: {msg}")]
     Backend { backend: &'static str, msg: String },
+    /// Building kernels failed: the CUDA tools are missing, NVRTC rejected a source (the message
+    /// carries its log), ptxas failed, or the PTX cache could not be written.
+    #[error("{stage}: {msg}")]
+    Compile { stage: &'static str, msg: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -27,5 +31,9 @@ impl Error {
 
     pub fn argument(op: &'static str, msg: impl Into<String>) -> Self {
         Error::Argument { op, msg: msg.into() }
+    }
+
+    pub fn compile(stage: &'static str, msg: impl Into<String>) -> Self {
+        Error::Compile { stage, msg: msg.into() }
     }
 }
