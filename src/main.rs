@@ -2,6 +2,7 @@
 
 mod bench;
 mod error;
+mod kernels_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -18,11 +19,15 @@ struct Cli {
 enum Command {
     /// Time the core ops (GEMM, attention, fused log-prob, LayerNorm) forward and backward.
     Bench(bench::BenchArgs),
+    /// Build the CUDA kernels (NVRTC + ptxas, no GPU needed) and report their resources.
+    #[command(subcommand)]
+    Kernels(kernels_cmd::KernelsCommand),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Bench(args) => bench::run(&args),
+        Command::Kernels(command) => kernels_cmd::run(&command),
     }
 }
 
