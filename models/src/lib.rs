@@ -3,6 +3,7 @@
 
 pub mod config;
 mod error;
+pub mod generate;
 pub mod params;
 pub mod sampling;
 pub mod tokenizer;

@@ -151,8 +151,7 @@ pub trait Backend: Send + Sync + Sized {
     /// Attention of `Tq` new queries against a KV cache: `k_cache` and `v_cache`
     /// `[B, Tmax, NKV, HS]` hold keys at positions `0..kv_len` (`Tq <= kv_len <= Tmax`), and
     /// `key_valid` `[B, Tmax]` marks the real ones (entries past `kv_len` are not read). Query `i`
-    /// sits at position `kv_len - Tq + i`; otherwise as [`Backend::attention_fwd`], returning only
-    /// the output `[B, Tq, NH, HS]`.
+    /// sits at position `kv_len - Tq + i`; otherwise as [`Backend::attention_fwd`].
     fn attention_decode(
         &self,
         q: &Tensor<Self>,
@@ -161,7 +160,7 @@ pub trait Backend: Send + Sync + Sized {
         key_valid: &Tensor<Self>,
         kv_len: usize,
         softmax_scale: f32,
-    ) -> Result<Tensor<Self>>;
+    ) -> Result<AttentionOut<Self>>;
     /// Writes `new` `[B, Tn, NKV, HS]` into rows `start..start + Tn` of `cache`
     /// `[B, Tmax, NKV, HS]` (crate::ops::kv_cache).
     fn kv_cache_write(&self, cache: &mut Tensor<Self>, new: &Tensor<Self>, start: usize) -> Result<()>;

@@ -314,7 +314,7 @@ impl Backend for Cpu {
         key_valid: &Tensor<Self>,
         kv_len: usize,
         softmax_scale: f32,
-    ) -> Result<Tensor<Self>> {
+    ) -> Result<AttentionOut<Self>> {
         attention::decode_cpu(q, k_cache, v_cache, key_valid, kv_len, softmax_scale)
     }
 

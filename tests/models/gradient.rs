@@ -2,21 +2,12 @@
 //! architecture, on a sample of elements of every parameter tensor.
 
 use models::params::{GradSlots, ParamSet};
-use models::transformer::{Inputs, Transformer};
-use models::ModelConfig;
+use models::transformer::{Inputs, Model, Transformer};
 use runtime::{Backend, DType};
 
 use crate::backend_tests;
 use crate::common::Rng;
-
-fn tiny_config(model_type: &str) -> ModelConfig {
-    let json = match model_type {
-        "gpt2" => r#"{"model_type":"gpt2","vocab_size":23,"n_positions":16,"n_embd":16,"n_layer":2,"n_head":2,"n_inner":24,"tie_word_embeddings":true}"#,
-        "llama" => r#"{"model_type":"llama","vocab_size":23,"hidden_size":16,"intermediate_size":24,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"max_position_embeddings":32,"rms_norm_eps":1e-5,"rope_theta":100.0}"#,
-        _ => r#"{"model_type":"qwen2","vocab_size":23,"hidden_size":16,"intermediate_size":24,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":1,"max_position_embeddings":32,"rms_norm_eps":1e-5,"tie_word_embeddings":true}"#,
-    };
-    ModelConfig::from_json(json, "tiny config.json").unwrap()
-}
+use crate::tiny;
 
 /// Sum over real tokens of the next-token cross-entropy, computed through the model.
 fn loss<B: Backend>(backend: &B, layout: &Transformer, params: &ParamSet<B>, inputs: &Inputs<B>, targets: &runtime::Tensor<B>) -> f64 {
@@ -27,19 +18,10 @@ fn loss<B: Backend>(backend: &B, layout: &Transformer, params: &ParamSet<B>, inp
 }
 
 fn whole_model_gradients_match_finite_differences<B: Backend>(backend: &B) {
-    for model_type in ["gpt2", "llama", "qwen2"] {
-        let config = tiny_config(model_type);
-        let mut rng = Rng::new(11);
-        let (layout, mut params) = Transformer::build(&config, backend, DType::F32, &mut |name, dims| {
-            let n: usize = dims.iter().product();
-            // Norm weights near 1 so the model is well-conditioned; everything else random.
-            Ok(if name.contains("ln") || name.contains("norm") {
-                rng.uniform_vec(n, 0.8, 1.2)
-            } else {
-                rng.normal_vec(n, 0.3)
-            })
-        })
-        .unwrap();
+    for model_type in tiny::ARCHITECTURES {
+        let config = tiny::config(model_type);
+        let Model { layout, mut params } = tiny::model(backend, model_type, 11);
+        let mut rng = Rng::new(12);
         // Right-padded second row so padding and ignored targets are exercised.
         let rows = vec![vec![1, 5, 9, 2, 7, 3], vec![4, 4, 8, 11]];
         let inputs = Inputs::from_rows(backend, &rows, false, 0).unwrap();

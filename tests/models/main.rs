@@ -4,4 +4,6 @@
 mod common;
 
 mod config;
+mod generate;
 mod gradient;
+mod tiny;

@@ -39,7 +39,7 @@ fn decoding_matches_full_attention<B: Backend>(backend: &B) {
         backend.kv_cache_write(&mut k_cache, &up(&rows(&k, (bsz, t, nkv, hs), t0, t1), &[bsz, n, nkv, hs]), t0).unwrap();
         backend.kv_cache_write(&mut v_cache, &up(&rows(&v, (bsz, t, nkv, hs), t0, t1), &[bsz, n, nkv, hs]), t0).unwrap();
         let q_step = up(&rows(&q, (bsz, t, nh, hs), t0, t1), &[bsz, n, nh, hs]);
-        let out = backend.attention_decode(&q_step, &k_cache, &v_cache, &cache_valid, t1, scale).unwrap();
+        let out = backend.attention_decode(&q_step, &k_cache, &v_cache, &cache_valid, t1, scale).unwrap().out;
         assert_eq!(out.dims(), &[bsz, n, nh, hs]);
         let want = to_f64(&rows(&full_out, (bsz, t, nh, hs), t0, t1));
         assert_close(&format!("decode rows {t0}..{t1}"), &backend.download_f32(&out).unwrap(), &want, 1e-6, 1e-5);

@@ -45,6 +45,15 @@ impl<B: Backend> Inputs<B> {
     }
 }
 
+/// How a block's attention reads keys and values.
+pub(crate) enum Attend<'a, B: Backend> {
+    /// Over the tokens of this call only (training, scoring).
+    Full { key_valid: &'a Tensor<B> },
+    /// Append this call's keys and values at row `start` of the layer's cache, then attend over
+    /// the cache's first `start + Tn` rows.
+    Cached { k_cache: &'a mut Tensor<B>, v_cache: &'a mut Tensor<B>, key_valid: &'a Tensor<B>, start: usize },
+}
+
 /// Saved statistics of one norm (LayerNorm keeps the mean, RMSNorm does not).
 pub(crate) struct NormSaved<B: Backend> {
     pub mean: Option<Tensor<B>>,
@@ -116,23 +125,60 @@ impl Transformer {
         self.wpe.is_none()
     }
 
+    /// Whether positions index a learned table (GPT-2), which bounds the sequence length.
+    pub fn has_learned_positions(&self) -> bool {
+        self.wpe.is_some()
+    }
+
     /// Runs the whole trunk on `inputs` and returns the final hidden state with the saved
     /// activations.
     pub fn forward<B: Backend>(&self, backend: &B, params: &ParamSet<B>, inputs: &Inputs<B>) -> Result<Activations<B>> {
-        let (n, c) = (inputs.batch * inputs.len, self.config.hidden_size);
-        let mut x = backend.embedding_fwd(&inputs.ids, params.get(self.wte))?.reshape(&[n, c])?;
-        if let Some(wpe) = self.wpe {
-            let pos = backend.embedding_fwd(&inputs.positions, params.get(wpe))?.reshape(&[n, c])?;
-            x = backend.add(&x, &pos)?;
-        }
+        let mut x = self.embed(backend, params, &inputs.ids, &inputs.positions)?;
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
-            let (saved, out) = self.block_forward(backend, params, block, x, inputs)?;
+            let attend = Attend::Full { key_valid: &inputs.key_valid };
+            let (saved, out) = self.block_forward(backend, params, block, x, &inputs.positions, attend)?;
             blocks.push(saved);
             x = out;
         }
         let (hidden, ln_f) = norm(backend, params, self.ln_f, &x, self.config.norm_eps)?;
         Ok(Activations { blocks, x_final: x, ln_f, hidden })
+    }
+
+    /// The embedding of `ids` `[B, Tn]` at `positions` `[B, Tn]`, as `[B·Tn, C]`.
+    pub(crate) fn embed<B: Backend>(&self, backend: &B, params: &ParamSet<B>, ids: &Tensor<B>, positions: &Tensor<B>) -> Result<Tensor<B>> {
+        let n = ids.numel();
+        let c = self.config.hidden_size;
+        let x = backend.embedding_fwd(ids, params.get(self.wte))?.reshape(&[n, c])?;
+        match self.wpe {
+            Some(wpe) => {
+                let pos = backend.embedding_fwd(positions, params.get(wpe))?.reshape(&[n, c])?;
+                Ok(backend.add(&x, &pos)?)
+            }
+            None => Ok(x),
+        }
+    }
+
+    /// Runs `ids` `[B, Tn]` through the trunk against per-layer KV caches (keys and values of the
+    /// earlier `start` tokens; this call's are appended), returning the final hidden state
+    /// `[B·Tn, C]`. `key_valid` is `[B, Tmax]`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_cached<B: Backend>(
+        &self,
+        backend: &B,
+        params: &ParamSet<B>,
+        caches: &mut [(Tensor<B>, Tensor<B>)],
+        ids: &Tensor<B>,
+        positions: &Tensor<B>,
+        key_valid: &Tensor<B>,
+        start: usize,
+    ) -> Result<Tensor<B>> {
+        let mut x = self.embed(backend, params, ids, positions)?;
+        for (block, (k_cache, v_cache)) in self.blocks.iter().zip(caches) {
+            let attend = Attend::Cached { k_cache, v_cache, key_valid, start };
+            x = self.block_forward(backend, params, block, x, positions, attend)?.1;
+        }
+        Ok(norm(backend, params, self.ln_f, &x, self.config.norm_eps)?.0)
     }
 
     /// One block: its output `x_mid + mlp(norm2(x_mid))` with `x_mid = x + attn(norm1(x))`, and
@@ -143,20 +189,28 @@ impl Transformer {
         params: &ParamSet<B>,
         block: &Block,
         x: Tensor<B>,
-        inputs: &Inputs<B>,
+        positions: &Tensor<B>,
+        attend: Attend<B>,
     ) -> Result<(BlockSaved<B>, Tensor<B>)> {
         let cfg = &self.config;
-        let (bsz, t) = (inputs.batch, inputs.len);
+        let (bsz, t) = (positions.dims()[0], positions.dims()[1]);
         let (nh, nkv, hs) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
         let (h1, ln1) = norm(backend, params, block.ln1, &x, cfg.norm_eps)?;
         let mut q = linear(backend, params, block.q, &h1)?.reshape(&[bsz, t, nh, hs])?;
         let mut k = linear(backend, params, block.k, &h1)?.reshape(&[bsz, t, nkv, hs])?;
         let v = linear(backend, params, block.v, &h1)?.reshape(&[bsz, t, nkv, hs])?;
         if self.uses_rope() {
-            q = backend.rope_fwd(&q, &inputs.positions, cfg.rope_theta)?;
-            k = backend.rope_fwd(&k, &inputs.positions, cfg.rope_theta)?;
+            q = backend.rope_fwd(&q, positions, cfg.rope_theta)?;
+            k = backend.rope_fwd(&k, positions, cfg.rope_theta)?;
         }
-        let att = backend.attention_fwd(&q, &k, &v, &inputs.key_valid, self.softmax_scale())?;
+        let att = match attend {
+            Attend::Full { key_valid } => backend.attention_fwd(&q, &k, &v, key_valid, self.softmax_scale())?,
+            Attend::Cached { k_cache, v_cache, key_valid, start } => {
+                backend.kv_cache_write(k_cache, &k, start)?;
+                backend.kv_cache_write(v_cache, &v, start)?;
+                backend.attention_decode(&q, k_cache, v_cache, key_valid, start + t, self.softmax_scale())?
+            }
+        };
         let att_flat = att.out.reshape(&[bsz * t, nh * hs])?;
         let proj = linear(backend, params, block.o, &att_flat)?;
         let x_mid = backend.add(&x, &proj)?;

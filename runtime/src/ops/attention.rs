@@ -279,9 +279,9 @@ pub(crate) fn decode_cpu(
     key_valid: &Tensor<Cpu>,
     kv_len: usize,
     scale: f32,
-) -> Result<Tensor<Cpu>> {
+) -> Result<AttentionOut<Cpu>> {
     let dims = check_decode(q, k_cache, v_cache, key_valid, kv_len, scale)?;
-    Ok(forward_with_dims(dims, q, k_cache, v_cache, key_valid, scale)?.out)
+    forward_with_dims(dims, q, k_cache, v_cache, key_valid, scale)
 }
 
 /// The forward for validated `dims`; only the first `kv_len` of the `kv_capacity` key rows are
