@@ -1,6 +1,7 @@
 //! Transformer models (GPT-2, Llama, Qwen2) built from the ops of [`runtime::Backend`], read from
 //! the files Hugging Face `transformers` writes.
 
+pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod generate;

@@ -3,7 +3,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod checkpoint_errors;
 mod config;
+mod fixtures;
 mod generate;
 mod gradient;
 mod tiny;
