@@ -5,4 +5,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod adamw;
+mod cross_entropy;
+mod elementwise;
 mod gemm;
+mod grad_norm;
+mod kl;
+mod logprob;

@@ -1,12 +1,430 @@
-//! Fused token log-prob and entropy.
-use crate::{Backend, Cpu, Result, Tensor};
+//! Fused token log-prob and entropy of a tempered softmax, one pass over each row of logits.
+//!
+//! Shapes: logits `z` `[N, V]` (f32 or bf16), targets `[N]` u32 with every target `< V`, inverse
+//! temperature `s > 0`. Per row, with `x = s·z`, `lse = log Σ_j e^(x_j)` and `p_j = e^(x_j − lse)`:
+//!
+//! - `logprob = x_t − lse` (the target's log-probability),
+//! - `entropy = H = −Σ_j p_j log p_j = lse − Σ_j p_j x_j`,
+//! - `lse`, saved for the backward; all three `[N]` f32.
+//!
+//! Forward: an online log-sum-exp reads each row once and never materialises the `[N, V]`
+//! softmax. It keeps a running max `m`, `S = Σ e^(x−m)` and `Q = Σ e^(x−m)·(x−m)`; when a block of
+//! the row raises the max to `m'`, both are rescaled by `e^(m−m')` (and `Q` shifted by
+//! `(m−m')·S`). Then `lse = m + log S` and `H = log S − Q/S`. `Q` is kept relative to the max
+//! rather than as `Σ e^(x−m)·x` so that `H` is not the difference of two numbers the size of the
+//! logits, which for logits of ±1e4 would cancel away every digit of the entropy.
+//!
+//! Backward (`=`): `d(logits)` `[N, V]` in the logits' dtype, with `p` recomputed from the saved
+//! `lse`: `dz_j = s·[dlogprob·(δ_jt − p_j) − dentropy·p_j·(log p_j + H)]`; the entropy term is
+//! skipped when there is no `dentropy`.
+//!
+//! Determinism: a row is reduced by one thread in a fixed order (8 lanes, fixed-size blocks, a
+//! fixed final tree), whatever N and the thread count, so a row's results are bit-identical
+//! alone or in any batch: rollout and training log-probs agree exactly.
+//!
+//! The row routines here also serve [`crate::ops::cross_entropy`] (`s = 1`, `loss = −logprob`).
 
+use rayon::prelude::*;
+
+use super::check;
+use crate::cpu::{bf16_data, f32_data, from_host, u32_data, HostFloat};
+use crate::{Backend, Cpu, DType, Error, Result, Tensor};
+
+const OP_FWD: &str = "logprob_fwd";
+const OP_BWD: &str = "logprob_bwd";
+
+/// Results of [`Backend::logprob_fwd`], each `[N]` f32.
 pub struct LogProbOut<B: Backend> {
+    /// `log softmax(s·z)[target]`.
     pub logprob: Tensor<B>,
+    /// Entropy of `softmax(s·z)`.
     pub entropy: Tensor<B>,
+    /// `log Σ_j e^(s·z_j)`, for the backward.
     pub lse: Tensor<B>,
 }
 
-pub(crate) fn forward_cpu(_logits: &Tensor<Cpu>, _targets: &Tensor<Cpu>, _inv_temperature: f32) -> Result<LogProbOut<Cpu>> { Err(crate::Error::Backend { backend: "cpu", msg: "not implemented yet".into() }) }
+impl<B: Backend> std::fmt::Debug for LogProbOut<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogProbOut")
+            .field("logprob", &self.logprob)
+            .field("entropy", &self.entropy)
+            .field("lse", &self.lse)
+            .finish()
+    }
+}
+
+/// Checks logits `[N, V]` (float, `V >= 1`) and targets `[N]` (u32); returns `(N, V)`. Whether
+/// each target is `< V` depends on the data: backends check it where the data is
+/// ([`check_targets_in_range`] on the host).
+pub fn check_logits_targets<B: Backend>(
+    op: &'static str,
+    logits: &Tensor<B>,
+    targets: &Tensor<B>,
+) -> Result<(usize, usize)> {
+    check::float(op, "logits", logits)?;
+    check::rank(op, "logits", logits, 2)?;
+    let (n, v) = (logits.dims()[0], logits.dims()[1]);
+    if v == 0 {
+        return Err(Error::shape(op, format!("`logits` has shape {}, a softmax needs V >= 1", logits.shape())));
+    }
+    check::dtype(op, "targets", targets, DType::U32)?;
+    if targets.dims() != [n] {
+        return Err(Error::shape(
+            op,
+            format!("`targets` has shape {}, expected [{n}] for logits {}", targets.shape(), logits.shape()),
+        ));
+    }
+    Ok((n, v))
+}
+
+/// Checks [`Backend::logprob_fwd`]'s arguments; returns `(N, V)`.
+pub fn check_forward<B: Backend>(
+    logits: &Tensor<B>,
+    targets: &Tensor<B>,
+    inv_temperature: f32,
+) -> Result<(usize, usize)> {
+    let nv = check_logits_targets(OP_FWD, logits, targets)?;
+    check::positive(OP_FWD, "inv_temperature", inv_temperature)?;
+    Ok(nv)
+}
+
+/// Checks [`Backend::logprob_bwd`]'s arguments: those of the forward, plus `lse`, `entropy`,
+/// `dlogprob` and `dentropy` all `[N]` f32. Returns `(N, V)`.
+pub fn check_backward<B: Backend>(
+    logits: &Tensor<B>,
+    targets: &Tensor<B>,
+    lse: &Tensor<B>,
+    entropy: &Tensor<B>,
+    dlogprob: &Tensor<B>,
+    dentropy: Option<&Tensor<B>>,
+    inv_temperature: f32,
+) -> Result<(usize, usize)> {
+    let (n, v) = check_logits_targets(OP_BWD, logits, targets)?;
+    check::positive(OP_BWD, "inv_temperature", inv_temperature)?;
+    let rows = [("lse", lse), ("entropy", entropy), ("dlogprob", dlogprob)];
+    for (name, t) in rows.into_iter().chain(dentropy.map(|d| ("dentropy", d))) {
+        check::dtype(OP_BWD, name, t, DType::F32)?;
+        check::dims(OP_BWD, name, t, &[n])?;
+    }
+    Ok((n, v))
+}
+
+/// Fails on the first target `>= V` that is not `ignore_index`, naming its row and value.
+pub fn check_targets_in_range(
+    op: &'static str,
+    targets: &[u32],
+    v: usize,
+    ignore_index: Option<u32>,
+) -> Result<()> {
+    for (row, &t) in targets.iter().enumerate() {
+        if t as usize >= v && Some(t) != ignore_index {
+            let ignored = ignore_index.map_or(String::new(), |i| format!(" and is not ignore_index {i}"));
+            return Err(Error::argument(
+                op,
+                format!("target {t} at row {row} is out of range for logits [{}, {v}]{ignored}", targets.len()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Accumulator lanes per row: independent sums LLVM keeps in vector registers.
+const LANES: usize = 8;
+/// Elements whose max is taken before they are accumulated: the max is updated (and the running
+/// sums rescaled) once per block rather than per element.
+const BLOCK: usize = 8 * LANES;
+/// Lower bound for exponents `x − m`: below about −87 `e^x` is 0 in f32 anyway, and a finite
+/// bound turns `−inf` logits (masked tokens) into `0·bound = 0` instead of `0·(−inf) = NaN`.
+const EXPONENT_FLOOR: f32 = -128.0;
+/// Elements a rayon task should cover at least, so that short rows are batched per task.
+const ELEMENTS_PER_TASK: usize = 1 << 14;
+
+pub(crate) fn rows_per_task(v: usize) -> usize {
+    (ELEMENTS_PER_TASK / v.max(1)).max(1)
+}
+
+#[inline(always)]
+fn floor_exponent(x: f32) -> f32 {
+    if x < EXPONENT_FLOOR {
+        EXPONENT_FLOOR
+    } else {
+        x
+    }
+}
+
+/// `e^x` in f32, within a few ulp for `x <= 88` (larger `x` saturate at `e^88`), 0 below −87 where
+/// `e^x` is subnormal; NaN stays NaN. Written with plain arithmetic and selects so that the row
+/// loops calling it vectorise, which a call to the library `expf` per element prevents.
+///
+/// Range reduction `x = n·ln2 + r`, `|r| <= ln2/2`, with `ln2` split in two (Cody–Waite) so that
+/// `n·LN2_HI` is exact; `e^r` by its Taylor polynomial to degree 7 (truncation below 1e-8); `2^n`
+/// written straight into the exponent bits.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOW: f32 = -87.0;
+    const HIGH: f32 = 88.0;
+    // 1.5·2^23: adding it rounds to an integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let clamped = if x < LOW {
+        LOW
+    } else if x > HIGH {
+        HIGH
+    } else {
+        x
+    };
+    let rounded = clamped * std::f32::consts::LOG2_E + ROUND;
+    let n = rounded - ROUND;
+    let r = (clamped - n * LN2_HI) - n * LN2_LO;
+    let poly = 1.0
+        + r * (1.0
+            + r * (1.0 / 2.0
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let exponent = rounded.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
+    let pow2n = f32::from_bits(exponent << 23);
+    if x < LOW {
+        0.0
+    } else {
+        poly * pow2n
+    }
+}
+
+/// Sum of the lanes in a fixed tree order.
+#[inline(always)]
+fn sum_lanes(a: [f32; LANES]) -> f32 {
+    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+}
+
+/// Softmax statistics of one row `x = s·z`, from one online pass.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowStats {
+    max: f32,
+    /// `log Σ e^(x−max)`.
+    log_sum: f32,
+    /// `Σ p·(x−max)`.
+    mean_shift: f32,
+}
+
+impl RowStats {
+    pub(crate) fn of<T: HostFloat>(row: &[T], scale: f32) -> Self {
+        // Finite, so that a block of −inf logits gives e^(−inf − max) = 0 rather than NaN.
+        let mut max = f32::MIN;
+        let mut sum = [0f32; LANES];
+        let mut shifted = [0f32; LANES];
+        let mut buf = [0f32; BLOCK];
+        for block in row.chunks(BLOCK) {
+            let xs = &mut buf[..block.len()];
+            for (x, z) in xs.iter_mut().zip(block) {
+                *x = scale * z.to_f32();
+            }
+            let block_max = block_max(xs);
+            if block_max > max {
+                let shift = floor_exponent(max - block_max);
+                let factor = exp_f32(shift);
+                for (s, q) in sum.iter_mut().zip(&mut shifted) {
+                    *q = factor * (*q + shift * *s);
+                    *s *= factor;
+                }
+                max = block_max;
+            }
+            let mut accumulate = |lane: usize, x: f32| {
+                let d = floor_exponent(x - max);
+                let e = exp_f32(d);
+                sum[lane] += e;
+                shifted[lane] += e * d;
+            };
+            let mut chunks = xs.chunks_exact(LANES);
+            for chunk in &mut chunks {
+                for (lane, &x) in chunk.iter().enumerate() {
+                    accumulate(lane, x);
+                }
+            }
+            for (lane, &x) in chunks.remainder().iter().enumerate() {
+                accumulate(lane, x);
+            }
+        }
+        let (sum, shifted) = (sum_lanes(sum), sum_lanes(shifted));
+        RowStats { max, log_sum: sum.ln(), mean_shift: shifted / sum }
+    }
+
+    pub(crate) fn lse(&self) -> f32 {
+        self.max + self.log_sum
+    }
+
+    /// `log softmax` at an element whose scaled logit is `x`; `x − max` first, so that logits
+    /// of large magnitude lose no more than their own rounding.
+    pub(crate) fn log_softmax(&self, x: f32) -> f32 {
+        (x - self.max) - self.log_sum
+    }
+
+    pub(crate) fn entropy(&self) -> f32 {
+        self.log_sum - self.mean_shift
+    }
+}
+
+/// The largest of `xs` (`−inf` when empty), in lanes so that it vectorises.
+#[inline(always)]
+fn block_max(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    for (m, &x) in lanes.iter_mut().zip(chunks.remainder()) {
+        *m = if x > *m { x } else { *m };
+    }
+    lanes.into_iter().fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a })
+}
+
+/// What the gradient of one row needs: its target, scale, saved `lse`, the upstream gradient of
+/// its log-prob, and `(dentropy, entropy)` when the entropy has one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowGrad {
+    pub target: usize,
+    pub scale: f32,
+    pub lse: f32,
+    pub dlogprob: f32,
+    pub entropy: Option<(f32, f32)>,
+}
+
+/// `d(logits)` `[N, V]` for rows of length `v`; `row_grad(n)` gives row `n`'s inputs, or `None`
+/// for a row whose gradient is zero (an ignored target).
+pub(crate) fn grad_rows<T: HostFloat>(
+    z: &[T],
+    v: usize,
+    row_grad: impl Fn(usize) -> Option<RowGrad> + Sync,
+) -> Vec<T> {
+    let mut dz = vec![T::from_f32(0.0); z.len()];
+    dz.par_chunks_mut(v)
+        .zip(z.par_chunks(v))
+        .enumerate()
+        .with_min_len(rows_per_task(v))
+        .for_each(|(n, (out, row))| {
+            if let Some(g) = row_grad(n) {
+                grad_row(row, out, &g);
+            }
+        });
+    dz
+}
+
+fn grad_row<T: HostFloat>(row: &[T], out: &mut [T], g: &RowGrad) {
+    let RowGrad { target, scale, lse, dlogprob, entropy } = *g;
+    let log_p = |z: f32| floor_exponent(scale * z - lse);
+    let onehot = scale * dlogprob;
+    // One closure per case, so that each row loop is branch-free and vectorises.
+    match entropy {
+        None => fill_row(row, out, target, onehot, |z| -onehot * exp_f32(log_p(z))),
+        Some((dentropy, entropy)) => fill_row(row, out, target, onehot, |z| {
+            let log_p = log_p(z);
+            let p = exp_f32(log_p);
+            -scale * (dlogprob * p + dentropy * p * (log_p + entropy))
+        }),
+    }
+}
+
+/// `out_j = grad(z_j)`, plus `onehot` at the target; every element rounded once.
+#[inline(always)]
+fn fill_row<T: HostFloat>(row: &[T], out: &mut [T], target: usize, onehot: f32, grad: impl Fn(f32) -> f32) {
+    for (o, z) in out.iter_mut().zip(row) {
+        *o = T::from_f32(grad(z.to_f32()));
+    }
+    out[target] = T::from_f32(grad(row[target].to_f32()) + onehot);
+}
+
+struct Forward {
+    logprob: Vec<f32>,
+    entropy: Vec<f32>,
+    lse: Vec<f32>,
+}
+
+fn forward_rows<T: HostFloat>(z: &[T], targets: &[u32], v: usize, scale: f32) -> Forward {
+    let n = targets.len();
+    let mut out = Forward { logprob: vec![0.0; n], entropy: vec![0.0; n], lse: vec![0.0; n] };
+    let results = out.logprob.par_iter_mut().zip(out.entropy.par_iter_mut()).zip(out.lse.par_iter_mut());
+    z.par_chunks(v)
+        .zip(targets.par_iter())
+        .zip(results)
+        .with_min_len(rows_per_task(v))
+        .for_each(|((row, &t), ((logprob, entropy), lse))| {
+            let stats = RowStats::of(row, scale);
+            *logprob = stats.log_softmax(scale * row[t as usize].to_f32());
+            *entropy = stats.entropy();
+            *lse = stats.lse();
+        });
+    out
+}
+
+pub(crate) fn forward_cpu(
+    logits: &Tensor<Cpu>,
+    targets: &Tensor<Cpu>,
+    inv_temperature: f32,
+) -> Result<LogProbOut<Cpu>> {
+    let (n, v) = check_forward(logits, targets, inv_temperature)?;
+    let ids = u32_data(targets);
+    check_targets_in_range(OP_FWD, ids, v, None)?;
+    let out = match logits.dtype() {
+        DType::BF16 => forward_rows(bf16_data(logits), ids, v, inv_temperature),
+        _ => forward_rows(&f32_data(logits), ids, v, inv_temperature),
+    };
+    Ok(LogProbOut {
+        logprob: from_host(&[n], out.logprob),
+        entropy: from_host(&[n], out.entropy),
+        lse: from_host(&[n], out.lse),
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_cpu(_logits: &Tensor<Cpu>, _targets: &Tensor<Cpu>, _lse: &Tensor<Cpu>, _entropy: &Tensor<Cpu>, _dlogprob: &Tensor<Cpu>, _dentropy: Option<&Tensor<Cpu>>, _inv_temperature: f32) -> Result<Tensor<Cpu>> { Err(crate::Error::Backend { backend: "cpu", msg: "not implemented yet".into() }) }
+pub(crate) fn backward_cpu(
+    logits: &Tensor<Cpu>,
+    targets: &Tensor<Cpu>,
+    lse: &Tensor<Cpu>,
+    entropy: &Tensor<Cpu>,
+    dlogprob: &Tensor<Cpu>,
+    dentropy: Option<&Tensor<Cpu>>,
+    inv_temperature: f32,
+) -> Result<Tensor<Cpu>> {
+    let (_, v) = check_backward(logits, targets, lse, entropy, dlogprob, dentropy, inv_temperature)?;
+    let ids = u32_data(targets);
+    check_targets_in_range(OP_BWD, ids, v, None)?;
+    let (lse, entropy, dlogprob) = (f32_data(lse), f32_data(entropy), f32_data(dlogprob));
+    let dentropy = dentropy.map(f32_data);
+    let row_grad = |n: usize| {
+        Some(RowGrad {
+            target: ids[n] as usize,
+            scale: inv_temperature,
+            lse: lse[n],
+            dlogprob: dlogprob[n],
+            entropy: dentropy.as_ref().map(|d| (d[n], entropy[n])),
+        })
+    };
+    Ok(match logits.dtype() {
+        DType::BF16 => from_host(logits.dims(), grad_rows(bf16_data(logits), v, row_grad)),
+        _ => from_host(logits.dims(), grad_rows(&f32_data(logits), v, row_grad)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exp_f32;
+
+    #[test]
+    fn exp_f32_is_within_a_few_ulp() {
+        let mut worst = 0f64;
+        for i in 0..=2_000_000 {
+            let x = -87.0 + 175.0 * i as f64 / 2_000_000.0;
+            let x = x as f32;
+            let want = (x as f64).exp();
+            let rel = ((exp_f32(x) as f64 - want) / want).abs();
+            worst = worst.max(rel);
+        }
+        assert!(worst < 4e-7, "worst relative error {worst}");
+        assert_eq!(exp_f32(-87.5), 0.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+}
