@@ -12,15 +12,16 @@
 //! the row raises the max to `m'`, both are rescaled by `e^(m−m')` (and `Q` shifted by
 //! `(m−m')·S`). Then `lse = m + log S` and `H = log S − Q/S`. `Q` is kept relative to the max
 //! rather than as `Σ e^(x−m)·x` so that `H` is not the difference of two numbers the size of the
-//! logits, which for logits of ±1e4 would cancel away every digit of the entropy.
+//! logits, which for logits of ±1e4 would cancel away every digit of the entropy. Exponentials use
+//! a vectorisable polynomial [`exp_f32`] (a few ulp) rather than a library call per element.
 //!
 //! Backward (`=`): `d(logits)` `[N, V]` in the logits' dtype, with `p` recomputed from the saved
 //! `lse`: `dz_j = s·[dlogprob·(δ_jt − p_j) − dentropy·p_j·(log p_j + H)]`; the entropy term is
 //! skipped when there is no `dentropy`.
 //!
-//! Determinism: a row is reduced by one thread in a fixed order (8 lanes, fixed-size blocks, a
-//! fixed final tree), whatever N and the thread count, so a row's results are bit-identical
-//! alone or in any batch: rollout and training log-probs agree exactly.
+//! Determinism: a row is reduced by one thread in a fixed order (blocks of 256 in sequence, each
+//! summed by a fixed pairwise tree), whatever N and the thread count, so a row's results are
+//! bit-identical alone or in any batch: rollout and training log-probs agree exactly.
 //!
 //! The row routines here also serve [`crate::ops::cross_entropy`] (`s = 1`, `loss = −logprob`).
 
@@ -128,11 +129,12 @@ pub fn check_targets_in_range(
     Ok(())
 }
 
-/// Accumulator lanes per row: independent sums LLVM keeps in vector registers.
+/// Elements whose max is taken before they are accumulated (a power of two): the running sums
+/// are rescaled at most once per block, and each block is summed by a fixed pairwise tree, in
+/// loops LLVM vectorises.
+const BLOCK: usize = 256;
+/// Lanes of the block max.
 const LANES: usize = 8;
-/// Elements whose max is taken before they are accumulated: the max is updated (and the running
-/// sums rescaled) once per block rather than per element.
-const BLOCK: usize = 8 * LANES;
 /// Lower bound for exponents `x − m`: below about −87 `e^x` is 0 in f32 anyway, and a finite
 /// bound turns `−inf` logits (masked tokens) into `0·bound = 0` instead of `0·(−inf) = NaN`.
 const EXPONENT_FLOOR: f32 = -128.0;
@@ -165,15 +167,10 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     const HIGH: f32 = 88.0;
     // 1.5·2^23: adding it rounds to an integer, which then sits in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
-    const LN2_HI: f32 = 0.693_359_375;
+    // 355/512: few enough bits that n·LN2_HI is exact for every n here.
+    const LN2_HI: f32 = 355.0 / 512.0;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let clamped = if x < LOW {
-        LOW
-    } else if x > HIGH {
-        HIGH
-    } else {
-        x
-    };
+    let clamped = x.clamp(LOW, HIGH);
     let rounded = clamped * std::f32::consts::LOG2_E + ROUND;
     let n = rounded - ROUND;
     let r = (clamped - n * LN2_HI) - n * LN2_LO;
@@ -191,10 +188,18 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
-/// Sum of the lanes in a fixed tree order.
+/// Sum of a power-of-two number of values, halving in place: a fixed pairwise tree.
 #[inline(always)]
-fn sum_lanes(a: [f32; LANES]) -> f32 {
-    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+fn tree_sum(values: &mut [f32]) -> f32 {
+    let mut len = values.len();
+    while len > 1 {
+        len /= 2;
+        let (low, high) = values[..2 * len].split_at_mut(len);
+        for (a, b) in low.iter_mut().zip(high.iter()) {
+            *a += *b;
+        }
+    }
+    values[0]
 }
 
 /// Softmax statistics of one row `x = s·z`, from one online pass.
@@ -211,41 +216,34 @@ impl RowStats {
     pub(crate) fn of<T: HostFloat>(row: &[T], scale: f32) -> Self {
         // Finite, so that a block of −inf logits gives e^(−inf − max) = 0 rather than NaN.
         let mut max = f32::MIN;
-        let mut sum = [0f32; LANES];
-        let mut shifted = [0f32; LANES];
-        let mut buf = [0f32; BLOCK];
+        let (mut sum, mut shifted) = (0f32, 0f32);
+        let (mut x_buf, mut e_buf, mut q_buf) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
         for block in row.chunks(BLOCK) {
-            let xs = &mut buf[..block.len()];
+            // A short last block is padded with −inf to a power of two for the tree; the padding
+            // adds e^(−inf) = 0.
+            let width = block.len().next_power_of_two();
+            let xs = &mut x_buf[..width];
             for (x, z) in xs.iter_mut().zip(block) {
                 *x = scale * z.to_f32();
             }
+            xs[block.len()..].fill(f32::NEG_INFINITY);
             let block_max = block_max(xs);
             if block_max > max {
                 let shift = floor_exponent(max - block_max);
                 let factor = exp_f32(shift);
-                for (s, q) in sum.iter_mut().zip(&mut shifted) {
-                    *q = factor * (*q + shift * *s);
-                    *s *= factor;
-                }
+                shifted = factor * (shifted + shift * sum);
+                sum *= factor;
                 max = block_max;
             }
-            let mut accumulate = |lane: usize, x: f32| {
+            let (es, qs) = (&mut e_buf[..width], &mut q_buf[..width]);
+            for ((&x, e), q) in xs.iter().zip(es.iter_mut()).zip(qs.iter_mut()) {
                 let d = floor_exponent(x - max);
-                let e = exp_f32(d);
-                sum[lane] += e;
-                shifted[lane] += e * d;
-            };
-            let mut chunks = xs.chunks_exact(LANES);
-            for chunk in &mut chunks {
-                for (lane, &x) in chunk.iter().enumerate() {
-                    accumulate(lane, x);
-                }
+                *e = exp_f32(d);
+                *q = *e * d;
             }
-            for (lane, &x) in chunks.remainder().iter().enumerate() {
-                accumulate(lane, x);
-            }
+            sum += tree_sum(es);
+            shifted += tree_sum(qs);
         }
-        let (sum, shifted) = (sum_lanes(sum), sum_lanes(shifted));
         RowStats { max, log_sum: sum.ln(), mean_shift: shifted / sum }
     }
 
