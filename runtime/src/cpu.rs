@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use half::bf16;
+use rayon::prelude::*;
 
 use crate::ops::adamw::{self, AdamW};
 use crate::ops::attention::{self, AttentionGrads, AttentionOut};
@@ -138,6 +139,40 @@ pub(crate) fn from_f32(dims: &[usize], data: Vec<f32>, dtype: DType) -> Tensor<C
     };
     let dtype = if dtype == DType::BF16 { DType::BF16 } else { DType::F32 };
     Tensor::from_parts(Shape::new(dims), dtype, buffer)
+}
+
+/// Rows per task of [`par_rows_with_column_sums`]. A constant, so that how rows are grouped into
+/// partial sums, and hence every rounding, is the same whatever the thread count.
+const ROWS_PER_SUM_BLOCK: usize = 32;
+
+/// Calls `row_fn(row_index, out_row, sums)` for every row of `out` viewed as `[rows, cols]`
+/// (`cols > 0`), in parallel over blocks of consecutive rows, and returns the `width` column sums
+/// the calls add into `sums`: for the weight gradients of a norm, summed over rows. Each block
+/// accumulates its own f64 partial sums and the partials are added in block order, so the result
+/// is deterministic.
+pub(crate) fn par_rows_with_column_sums(
+    out: &mut [f32],
+    cols: usize,
+    width: usize,
+    row_fn: impl Fn(usize, &mut [f32], &mut [f64]) + Sync,
+) -> Vec<f64> {
+    debug_assert!(cols > 0 && out.len() % cols == 0);
+    let partials: Vec<Vec<f64>> = out
+        .par_chunks_mut(ROWS_PER_SUM_BLOCK * cols)
+        .enumerate()
+        .map(|(block, rows)| {
+            let mut sums = vec![0f64; width];
+            for (i, row) in rows.chunks_mut(cols).enumerate() {
+                row_fn(block * ROWS_PER_SUM_BLOCK + i, row, &mut sums);
+            }
+            sums
+        })
+        .collect();
+    let mut total = vec![0f64; width];
+    for partial in partials {
+        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+    }
+    total
 }
 
 fn check_len(op: &'static str, dims: &[usize], len: usize) -> Result<()> {
@@ -426,5 +461,44 @@ impl Backend for Cpu {
 
     fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64> {
         grad_norm::sum_squares_cpu(x)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Runs `f` on a fresh rayon pool of `threads` threads.
+    pub(crate) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+        pool.expect("a thread pool").install(f)
+    }
+
+    #[test]
+    fn column_sums_do_not_depend_on_thread_count() {
+        let (rows, cols) = (1000, 7);
+        // Terms spanning 16 orders of magnitude: any change of summation order changes the bits.
+        let term = |r: usize, j: usize| {
+            ((r * 7919 + j * 104_729) % 1013) as f64 * 10f64.powi((r % 17) as i32 - 8)
+        };
+        let run = |threads| {
+            in_pool(threads, || {
+                let mut out = vec![0f32; rows * cols];
+                let sums = par_rows_with_column_sums(&mut out, cols, cols, |r, row, sums| {
+                    for (j, (o, s)) in row.iter_mut().zip(sums).enumerate() {
+                        *o = r as f32;
+                        *s += term(r, j);
+                    }
+                });
+                (out, sums.iter().map(|s| s.to_bits()).collect::<Vec<_>>())
+            })
+        };
+        let one = run(1);
+        for threads in [2, 3, 8] {
+            assert!(run(threads) == one, "{threads} threads give other sums than 1 thread");
+        }
+        let rows_seen =
+            one.0.chunks(cols).enumerate().all(|(r, row)| row.iter().all(|&v| v == r as f32));
+        assert!(rows_seen, "every row is passed to row_fn once, with its own index");
     }
 }

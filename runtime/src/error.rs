@@ -9,7 +9,8 @@ pub enum Error {
     /// An argument of a dtype the op does not take.
     #[error("{op}: argument `{arg}` has dtype {got}, expected {expected}")]
     DType { op: &'static str, arg: &'static str, got: DType, expected: String },
-    /// A scalar argument out of its domain (a negative epsilon, a zero temperature, ...).
+    /// A value out of its domain: a scalar (a negative epsilon, a zero temperature) or an element
+    /// (a token id not below the vocabulary size).
     #[error("{op}: {msg}")]
     Argument { op: &'static str, msg: String },
     /// Something the backend cannot do on this machine (no driver, no compiler, ...).

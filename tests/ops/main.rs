@@ -6,9 +6,16 @@
 mod common;
 
 mod adamw;
+mod attention;
 mod cross_entropy;
 mod elementwise;
+mod embedding;
+mod gelu;
 mod gemm;
 mod grad_norm;
 mod kl;
+mod layernorm;
 mod logprob;
+mod rmsnorm;
+mod rope;
+mod swiglu;

@@ -1,0 +1,7 @@
+//! The models crate: config parsing, checkpoint I/O, and the whole transformer's gradients.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod config;
+mod gradient;
