@@ -72,7 +72,11 @@ impl<'m, B: Backend> Decoder<'m, B> {
             return Err(ModelError::Input(format!("the KV cache is full ({} tokens)", self.capacity)));
         }
         let positions = self.next_position.clone();
-        self.run(tokens, &positions, 1)
+        let logits = self.run(tokens, &positions, 1)?;
+        for p in &mut self.next_position {
+            *p += 1;
+        }
+        Ok(logits)
     }
 
     /// Runs `Tn` tokens per row (`ids`, `positions` are `[B, Tn]`) and returns the logits of each
@@ -85,9 +89,6 @@ impl<'m, B: Backend> Decoder<'m, B> {
         let valid_t = backend.upload_u32(&[self.batch, self.capacity], &self.key_valid)?;
         let hidden = layout.forward_cached(backend, params, &mut self.caches, &ids_t, &pos_t, &valid_t, self.filled)?;
         self.filled += tn;
-        for p in &mut self.next_position {
-            *p += tn as u32;
-        }
         let last_rows: Vec<u32> = (0..self.batch).map(|b| (b * tn + tn - 1) as u32).collect();
         let last_rows = backend.upload_u32(&[self.batch], &last_rows)?;
         let last_hidden = backend.embedding_fwd(&last_rows, &hidden)?;

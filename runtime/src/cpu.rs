@@ -64,6 +64,72 @@ pub(crate) fn f32_data_mut(t: &mut Tensor<Cpu>) -> &mut [f32] {
     }
 }
 
+/// The elements of a bf16 tensor; callers have checked the dtype, so any other dtype is empty.
+pub(crate) fn bf16_data(t: &Tensor<Cpu>) -> &[bf16] {
+    match t.buffer() {
+        CpuBuffer::BF16(v) => v,
+        _ => &[],
+    }
+}
+
+/// The elements of a bf16 tensor, mutably; callers have checked the dtype, so any other dtype is
+/// empty.
+pub(crate) fn bf16_data_mut(t: &mut Tensor<Cpu>) -> &mut [bf16] {
+    match t.buffer_mut() {
+        CpuBuffer::BF16(v) => v,
+        _ => &mut [],
+    }
+}
+
+/// A float element type a Cpu buffer stores (f32 or bf16). Ops are written once, generic over
+/// it, compute in f32, and read or write the stored type directly, so a bf16 tensor is never
+/// converted to an f32 copy as a whole.
+pub(crate) trait HostFloat: Copy + Send + Sync + 'static {
+    fn to_f32(self) -> f32;
+    /// Rounds to the stored type (nearest even for bf16).
+    fn from_f32(x: f32) -> Self;
+    fn into_buffer(data: Vec<Self>) -> (DType, CpuBuffer);
+}
+
+impl HostFloat for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+
+    fn into_buffer(data: Vec<Self>) -> (DType, CpuBuffer) {
+        (DType::F32, CpuBuffer::F32(data))
+    }
+}
+
+impl HostFloat for bf16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        bf16::from_f32(x)
+    }
+
+    fn into_buffer(data: Vec<Self>) -> (DType, CpuBuffer) {
+        (DType::BF16, CpuBuffer::BF16(data))
+    }
+}
+
+/// A Cpu tensor holding `data` in its own element type; `data.len()` equals the element count.
+pub(crate) fn from_host<T: HostFloat>(dims: &[usize], data: Vec<T>) -> Tensor<Cpu> {
+    debug_assert_eq!(data.len(), dims.iter().product::<usize>());
+    let (dtype, buffer) = T::into_buffer(data);
+    Tensor::from_parts(Shape::new(dims), dtype, buffer)
+}
+
 /// A Cpu tensor of `dtype` (f32 or bf16) from f32 results; `data.len()` equals the element count.
 pub(crate) fn from_f32(dims: &[usize], data: Vec<f32>, dtype: DType) -> Tensor<Cpu> {
     debug_assert_eq!(data.len(), dims.iter().product::<usize>());

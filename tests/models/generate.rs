@@ -37,8 +37,8 @@ fn incremental_logits_equal_full_forward<B: Backend>(backend: &B) {
         let len = inputs.len;
         for (s, got) in step_logits.iter().enumerate() {
             for b in 0..rows.len() {
-                // Step s predicts the token after the first (prompt_len + s) tokens of the row.
-                let t = len - steps + s;
+                // Step s predicts the token after the first (padded prompt + s) tokens.
+                let t = len - (steps - 1) + s;
                 let want = to_f64(&full[(b * len + t - 1) * vocab..][..vocab]);
                 assert_close(&format!("{model_type} step {s} row {b}"), &got[b * vocab..][..vocab], &want, 1e-4, 1e-4);
             }

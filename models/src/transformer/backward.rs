@@ -68,6 +68,7 @@ impl Transformer {
         for (block, saved) in self.blocks.iter().zip(blocks).rev() {
             dx = self.block_backward(backend, params, block, saved, inputs, &dx, grads)?;
         }
+        let dx = dx.reshape(&[inputs.batch, inputs.len, self.config.hidden_size])?;
         let dwte = backend.embedding_bwd(&inputs.ids, &dx, self.config.vocab_size)?;
         grads.add(backend, self.wte, dwte)?;
         if let Some(wpe) = self.wpe {
