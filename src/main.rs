@@ -2,6 +2,7 @@
 
 mod bench;
 mod error;
+mod infer;
 mod kernels_cmd;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,10 @@ struct Cli {
 enum Command {
     /// Time the core ops (GEMM, attention, fused log-prob, LayerNorm) forward and backward.
     Bench(bench::BenchArgs),
+    /// Per-token log-probs of a sequence under a checkpoint.
+    Logprobs(infer::LogprobsArgs),
+    /// Continue a prompt with a checkpoint (KV-cache decoding).
+    Generate(infer::GenerateArgs),
     /// Build the CUDA kernels (NVRTC + ptxas, no GPU needed) and report their resources.
     #[command(subcommand)]
     Kernels(kernels_cmd::KernelsCommand),
@@ -28,6 +33,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Kernels(command) => kernels_cmd::run(&command),
+        Command::Logprobs(args) => infer::logprobs(&args),
+        Command::Generate(args) => infer::generate_cmd(&args),
     }
 }
 
