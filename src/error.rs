@@ -5,8 +5,6 @@ pub enum CliError {
     Runtime(#[from] runtime::Error),
     #[error(transparent)]
     Model(#[from] models::ModelError),
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
     #[error("{0}")]
     Usage(String),
 }

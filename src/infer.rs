@@ -94,7 +94,7 @@ pub fn logprobs(args: &LogprobsArgs) -> Result<(), CliError> {
     if model.layout.has_learned_positions() && ids.len() > cfg.max_positions {
         return Err(CliError::Usage(format!("{} tokens exceed the model's {} positions", ids.len(), cfg.max_positions)));
     }
-    let inputs = Inputs::from_rows(&backend, &[ids.clone()], false, 0)?;
+    let inputs = Inputs::from_rows(&backend, std::slice::from_ref(&ids), false, 0)?;
     let acts = model.layout.forward(&backend, &model.params, &inputs)?;
     let logits = model.layout.logits(&backend, &model.params, &acts.hidden)?;
     // The last position has no next token; score it against id 0 and drop it.

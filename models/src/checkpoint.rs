@@ -98,7 +98,7 @@ impl<B: Backend> Model<B> {
             Ok(tensor.data)
         })?;
         let tied_head = config.tie_word_embeddings && ckpt.contains("lm_head.weight");
-        if let Some(extra) = ckpt.names().find(|n| !used.contains(*n) && !is_ignored_buffer(n) && !(tied_head && *n == "lm_head.weight")) {
+        if let Some(extra) = ckpt.names().find(|n| !(used.contains(*n) || is_ignored_buffer(n) || tied_head && *n == "lm_head.weight")) {
             return Err(ModelError::Weights {
                 path: shown,
                 msg: format!("unexpected tensor `{extra}` (not part of a {:?} model with this config)", config.arch),

@@ -51,11 +51,14 @@ pub struct Transformer {
     pub(crate) lm_head: Option<Linear>,
 }
 
-/// Builds a parameter set tensor by tensor; `init(name, dims)` supplies each tensor's host data.
+/// Supplies the host data of the parameter `name` with dimensions `dims`.
+pub type InitFn<'a> = dyn FnMut(&str, &[usize]) -> Result<Vec<f32>> + 'a;
+
+/// Builds a parameter set tensor by tensor from an [`InitFn`].
 struct Builder<'a, B: Backend> {
     backend: &'a B,
     params: ParamSet<B>,
-    init: &'a mut dyn FnMut(&str, &[usize]) -> Result<Vec<f32>>,
+    init: &'a mut InitFn<'a>,
     dtype: DType,
 }
 
@@ -88,7 +91,7 @@ impl Transformer {
         config: &ModelConfig,
         backend: &B,
         dtype: DType,
-        init: &mut dyn FnMut(&str, &[usize]) -> Result<Vec<f32>>,
+        init: &mut InitFn,
     ) -> Result<(Transformer, ParamSet<B>)> {
         let c = config.hidden_size;
         let (nh, nkv, hs) = (config.num_heads, config.num_kv_heads, config.head_dim);

@@ -13,7 +13,7 @@ mod forward;
 mod layout;
 
 pub use forward::{Activations, Inputs};
-pub use layout::Transformer;
+pub use layout::{InitFn, Transformer};
 
 use crate::params::ParamSet;
 
