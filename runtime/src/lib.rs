@@ -11,6 +11,7 @@ pub mod compile;
 mod cpu;
 mod dtype;
 mod error;
+mod fast_exp;
 pub mod ops;
 mod tensor;
 

@@ -92,6 +92,21 @@ pub fn bf16_round(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect()
 }
 
+/// The error of a call that must fail (op results have no `Debug`, so no `unwrap_err`).
+#[track_caller]
+pub fn error_of<T>(result: Result<T, runtime::Error>) -> runtime::Error {
+    result.err().expect("the call should have failed")
+}
+
+/// The call fails with a shape error of `op` whose message contains every needle.
+#[track_caller]
+pub fn assert_shape_error<T>(result: Result<T, runtime::Error>, op: &str, needles: &[&str]) {
+    let err = error_of(result);
+    let msg = err.to_string();
+    assert!(matches!(err, runtime::Error::Shape { op: o, .. } if o == op), "{msg}");
+    assert!(needles.iter().all(|n| msg.contains(n)), "{msg} lacks {needles:?}");
+}
+
 /// Expands each listed generic test body `fn name<B: Backend>(backend: &B)` into a module with
 /// one `#[test]` per backend available on this machine.
 #[macro_export]

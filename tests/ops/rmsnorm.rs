@@ -1,7 +1,7 @@
 use runtime::{Backend, DType, Error};
 
 use crate::backend_tests;
-use crate::common::{assert_close, bf16_round, dot, numeric_grad, to_f64, Rng};
+use crate::common::{assert_close, assert_shape_error, bf16_round, dot, error_of, numeric_grad, to_f64, Rng};
 
 /// Leading dims (rows 1, 1, 7, 64, 0; the first is a rank-1 `x`) crossed with C in
 /// {1, 7, 33, 769}.
@@ -147,21 +147,6 @@ fn rmsnorm_bf16_within_bf16_tolerance<B: Backend>(backend: &B) {
     let dyt = backend.upload_f32(&dims, &x, DType::BF16).unwrap();
     let g = backend.rmsnorm_bwd(&dyt, &xt, &wt, &out.rstd).unwrap();
     assert_eq!((g.dx.dtype(), g.dweight.dtype()), (DType::BF16, DType::BF16));
-}
-
-/// The error of a call that must fail (the ops' results have no `Debug`, so no `unwrap_err`).
-#[track_caller]
-fn error_of<T>(result: Result<T, Error>) -> Error {
-    result.err().expect("the call should have failed")
-}
-
-/// The call fails with a shape error of `op` whose message contains every needle.
-#[track_caller]
-fn assert_shape_error<T>(result: Result<T, Error>, op: &str, needles: &[&str]) {
-    let err = error_of(result);
-    let msg = err.to_string();
-    assert!(matches!(err, Error::Shape { op: o, .. } if o == op), "{msg}");
-    assert!(needles.iter().all(|n| msg.contains(n)), "{msg} lacks {needles:?}");
 }
 
 fn rmsnorm_rejects_bad_shapes_dtypes_and_eps<B: Backend>(backend: &B) {

@@ -5,6 +5,8 @@
 
 use gemm::Parallelism;
 
+use crate::fast_exp::exp_f32;
+
 /// A read-only strided matrix view: element `(r, c)` is `data[r·row_stride + c·col_stride]`.
 #[derive(Clone, Copy)]
 pub(super) struct Mat<'a> {
@@ -97,37 +99,6 @@ fn matmul(dst: &mut [f32], dst_stride: usize, accumulate: bool, alpha: f32, a: M
     }
 }
 
-/// `e^x` in f32 within 2 ulp for `x <= 88`, as plain arithmetic that the compiler can inline and
-/// vectorise (libm's `expf` is a call per element, about a fifth of the attention's time).
-/// Arguments below `ln(f32::MIN_POSITIVE)` give 0, −inf included; NaN stays NaN.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const MIN: f32 = -87.336_55; // ln of the smallest normal f32
-    const MAX: f32 = 88.0;
-    // ln 2 = LN2_HI + LN2_LO, LN2_HI with few enough bits that n · LN2_HI is exact.
-    const LN2_HI: f32 = 355.0 / 512.0;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let clamped = x.clamp(MIN, MAX);
-    // e^x = 2^n · e^r with |r| <= ln(2)/2, where the Taylor series to r^7 is exact to < 1 ulp.
-    // Adding 1.5·2^23 rounds to an integer n held in the low mantissa bits (`round_ties_even`
-    // and float-to-int casts do not vectorise on baseline x86-64); shifting those bits, plus the
-    // exponent bias, into the exponent field gives 2^n for the n in -126..=127 that occur here.
-    const ROUND: f32 = 12_582_912.0;
-    let shifted = clamped * std::f32::consts::LOG2_E + ROUND;
-    let n = shifted - ROUND;
-    let r = clamped - n * LN2_HI - n * LN2_LO;
-    let mut poly = 1.0 / 5040.0;
-    for inv_factorial in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        poly = poly * r + inv_factorial;
-    }
-    let two_to_n = f32::from_bits(shifted.to_bits().wrapping_add(127) << 23);
-    if x < MIN {
-        0.0
-    } else {
-        poly * two_to_n
-    }
-}
-
 /// Sum in eight interleaved lanes (vectorisable, and the same order on every run).
 fn lane_sum(x: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
@@ -211,7 +182,7 @@ pub(super) fn forward_block(
             lse[r] = f32::NEG_INFINITY;
             continue;
         }
-        seen.iter_mut().for_each(|s| *s = exp(*s - max));
+        seen.iter_mut().for_each(|s| *s = exp_f32(*s - max));
         let sum = lane_sum(seen);
         let inv_sum = 1.0 / sum;
         seen.iter_mut().for_each(|p| *p *= inv_sum);
@@ -265,7 +236,7 @@ pub(super) fn backward_block(
             continue;
         }
         for (s, &m) in seen.iter_mut().zip(head.key_valid) {
-            *s = if m != 0 { exp(*s - lse) } else { 0.0 };
+            *s = if m != 0 { exp_f32(*s - lse) } else { 0.0 };
         }
     }
     let probs = Mat::new(&scratch.probs, 0, rows, n, n);
@@ -290,28 +261,7 @@ pub(super) fn backward_block(
 
 #[cfg(test)]
 mod tests {
-    use super::{exp, lane_dot, lane_sum};
-
-    #[test]
-    fn exp_is_within_two_ulp() {
-        let mut worst = 0f64;
-        for i in 0..=2_000_000 {
-            let x = -87.0 + 97.0 * i as f32 / 2_000_000.0;
-            let want = (x as f64).exp();
-            let ulp = (want as f32).abs() * f32::EPSILON;
-            worst = worst.max(((exp(x) as f64 - want) / ulp as f64).abs());
-        }
-        assert!(worst <= 2.0, "worst error {worst} ulp");
-    }
-
-    #[test]
-    fn exp_edges() {
-        assert_eq!(exp(0.0), 1.0);
-        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp(-1000.0), 0.0);
-        assert!(exp(f32::NAN).is_nan());
-        assert!((exp(-87.0) as f64 / (-87f64).exp() - 1.0).abs() < 1e-6);
-    }
+    use super::{lane_dot, lane_sum};
 
     #[test]
     fn lane_sums_add_everything() {

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::HostFloat;
+use crate::fast_exp::exp_f32;
 
 /// Elements whose max is taken before they are accumulated (a power of two): the running sums
 /// are rescaled at most once per block, and each block is summed by a fixed pairwise tree, in
@@ -29,40 +30,6 @@ fn floor_exponent(x: f32) -> f32 {
         EXPONENT_FLOOR
     } else {
         x
-    }
-}
-
-/// `e^x` in f32, within a few ulp for `x <= 88` (larger `x` saturate at `e^88`), 0 below −87 where
-/// `e^x` is subnormal; NaN stays NaN. Written with plain arithmetic and selects so that the row
-/// loops calling it vectorise, which a call to the library `expf` per element prevents.
-///
-/// Range reduction `x = n·ln2 + r`, `|r| <= ln2/2`, with `ln2` split in two (Cody–Waite) so that
-/// `n·LN2_HI` is exact; `e^r` by its Taylor polynomial to degree 7 (truncation below 1e-8); `2^n`
-/// written straight into the exponent bits.
-#[inline(always)]
-fn exp_f32(x: f32) -> f32 {
-    const LOW: f32 = -87.0;
-    const HIGH: f32 = 88.0;
-    // 1.5·2^23: adding it rounds to an integer, which then sits in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    // 355/512: few enough bits that n·LN2_HI is exact for every n here.
-    const LN2_HI: f32 = 355.0 / 512.0;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let clamped = x.clamp(LOW, HIGH);
-    let rounded = clamped * std::f32::consts::LOG2_E + ROUND;
-    let n = rounded - ROUND;
-    let r = (clamped - n * LN2_HI) - n * LN2_LO;
-    let poly = 1.0
-        + r * (1.0
-            + r * (1.0 / 2.0
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let exponent = rounded.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
-    let pow2n = f32::from_bits(exponent << 23);
-    if x < LOW {
-        0.0
-    } else {
-        poly * pow2n
     }
 }
 
@@ -209,26 +176,4 @@ fn fill_row<T: HostFloat>(row: &[T], out: &mut [T], target: usize, onehot: f32, 
         *o = T::from_f32(grad(z.to_f32()));
     }
     out[target] = T::from_f32(grad(row[target].to_f32()) + onehot);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::exp_f32;
-
-    #[test]
-    fn exp_f32_is_within_a_few_ulp() {
-        let mut worst = 0f64;
-        for i in 0..=2_000_000 {
-            let x = -87.0 + 175.0 * i as f64 / 2_000_000.0;
-            let x = x as f32;
-            let want = (x as f64).exp();
-            let rel = ((exp_f32(x) as f64 - want) / want).abs();
-            worst = worst.max(rel);
-        }
-        assert!(worst < 4e-7, "worst relative error {worst}");
-        assert_eq!(exp_f32(-87.5), 0.0);
-        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
-        assert!(exp_f32(f32::NAN).is_nan());
-        assert_eq!(exp_f32(0.0), 1.0);
-    }
 }
