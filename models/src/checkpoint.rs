@@ -76,7 +76,7 @@ impl<B: Backend> Model<B> {
         let mut used = BTreeSet::new();
         let shown = dir.display().to_string();
         let missing = |name: &str| ModelError::Weights { path: shown.clone(), msg: format!("tensor `{name}` is missing") };
-        let (layout, params) = Transformer::build(&config, backend, dtype, &mut |name, dims| {
+        let mut read = |name: &str, dims: &[usize]| -> Result<Vec<f32>> {
             let tensor = match fused_source(name) {
                 Some((fused, third)) => {
                     let source = resolve(&ckpt, &fused).ok_or_else(|| missing(&fused))?;
@@ -96,7 +96,12 @@ impl<B: Backend> Model<B> {
                 });
             }
             Ok(tensor.data)
-        })?;
+        };
+        let (mut layout, mut params) = Transformer::build(&config, backend, dtype, &mut read)?;
+        if ckpt.contains("score.weight") {
+            let bias = ckpt.contains("score.bias");
+            layout.add_scalar_head(backend, &mut params, dtype, bias, &mut read)?;
+        }
         let tied_head = config.tie_word_embeddings && ckpt.contains("lm_head.weight");
         if let Some(extra) = ckpt.names().find(|n| !(used.contains(*n) || is_ignored_buffer(n) || tied_head && *n == "lm_head.weight")) {
             return Err(ModelError::Weights {

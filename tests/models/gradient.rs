@@ -1,5 +1,6 @@
 //! The whole tiny transformer's backward against finite differences of its forward, for every
-//! architecture, on a sample of elements of every parameter tensor.
+//! architecture, on a sample of elements of every parameter tensor. The model carries both heads
+//! over one trunk (LM head and scalar head), and the objective uses both.
 
 use models::params::{GradSlots, ParamSet};
 use models::transformer::{Inputs, Model, Transformer};
@@ -9,19 +10,30 @@ use crate::backend_tests;
 use crate::common::Rng;
 use crate::tiny;
 
-/// Sum over real tokens of the next-token cross-entropy, computed through the model.
+/// Rows whose scalar-head value enters the objective, and the value weights.
+const PICKED: [u32; 3] = [2, 5, 9];
+const VALUE_WEIGHTS: [f32; 3] = [0.7, -1.3, 0.4];
+
+/// Sum over real tokens of the next-token cross-entropy plus `Σ c·value` at the picked rows.
 fn loss<B: Backend>(backend: &B, layout: &Transformer, params: &ParamSet<B>, inputs: &Inputs<B>, targets: &runtime::Tensor<B>) -> f64 {
     let acts = layout.forward(backend, params, inputs).unwrap();
     let logits = layout.logits(backend, params, &acts.hidden).unwrap();
     let ce = backend.cross_entropy_fwd(&logits, targets, u32::MAX).unwrap();
-    backend.download_f32(&ce.loss).unwrap().iter().map(|&x| x as f64).sum()
+    let rows = backend.upload_u32(&[3], &PICKED).unwrap();
+    let values = backend.download_f32(&layout.scalar(backend, params, &acts.hidden, &rows).unwrap()).unwrap();
+    let value_term: f64 = values.iter().zip(VALUE_WEIGHTS).map(|(&v, c)| (v * c) as f64).sum();
+    backend.download_f32(&ce.loss).unwrap().iter().map(|&x| x as f64).sum::<f64>() + value_term
 }
 
 fn whole_model_gradients_match_finite_differences<B: Backend>(backend: &B) {
     for model_type in tiny::ARCHITECTURES {
         let config = tiny::config(model_type);
-        let Model { layout, mut params } = tiny::model(backend, model_type, 11);
+        let Model { mut layout, mut params } = tiny::model(backend, model_type, 11);
         let mut rng = Rng::new(12);
+        layout.add_scalar_head(backend, &mut params, DType::F32, model_type == "gpt2", &mut |_, dims| {
+            Ok(rng.normal_vec(dims.iter().product(), 0.5))
+        })
+        .unwrap();
         // Right-padded second row so padding and ignored targets are exercised.
         let rows = vec![vec![1, 5, 9, 2, 7, 3], vec![4, 4, 8, 11]];
         let inputs = Inputs::from_rows(backend, &rows, false, 0).unwrap();
@@ -41,7 +53,11 @@ fn whole_model_gradients_match_finite_differences<B: Backend>(backend: &B) {
         let ones = backend.upload_f32(&[12], &[1.0; 12], DType::F32).unwrap();
         let dlogits = backend.cross_entropy_bwd(&logits, &targets, &ce.lse, &ones, u32::MAX).unwrap();
         let mut slots = GradSlots::new(params.len());
-        let dhidden = layout.logits_backward(backend, &params, &hidden, &dlogits, &mut slots).unwrap();
+        let mut dhidden = layout.logits_backward(backend, &params, &hidden, &dlogits, &mut slots).unwrap();
+        let rows = backend.upload_u32(&[3], &PICKED).unwrap();
+        let dvalues = backend.upload_f32(&[3], &VALUE_WEIGHTS, DType::F32).unwrap();
+        let dvalue_hidden = layout.scalar_backward(backend, &params, &hidden, &rows, &dvalues, &mut slots).unwrap();
+        backend.axpy(&mut dhidden, 1.0, &dvalue_hidden).unwrap();
         layout.backward(backend, &params, &inputs, acts, &dhidden, &mut slots).unwrap();
         let grads = slots.into_param_set(backend, &params).unwrap();
 

@@ -49,6 +49,8 @@ pub struct Transformer {
     pub(crate) ln_f: Norm,
     /// `None` when the LM head is tied to the token embedding.
     pub(crate) lm_head: Option<Linear>,
+    /// The scalar (value or reward) head, when the model has one.
+    pub(crate) score: Option<Linear>,
 }
 
 /// Supplies the host data of the parameter `name` with dimensions `dims`.
@@ -147,7 +149,7 @@ impl Transformer {
         } else {
             Some(b.linear("lm_head", c, config.vocab_size, false, false)?)
         };
-        let layout = Transformer { config: config.clone(), wte, wpe, blocks, ln_f, lm_head };
+        let layout = Transformer { config: config.clone(), wte, wpe, blocks, ln_f, lm_head, score: None };
         Ok((layout, b.params))
     }
 }

@@ -10,6 +10,7 @@
 
 mod backward;
 mod forward;
+mod head;
 mod layout;
 
 pub use forward::{Activations, Inputs};
