@@ -15,6 +15,9 @@ pub enum Error {
     /// Something the backend cannot do on this machine (no driver, no compiler, ...).
     #[error("{backend} backend: {msg}")]
     Backend { backend: &'static str, msg: String },
+    /// A PTX emulator error: unsupported PTX, a bad launch, or a fault while a kernel ran.
+    #[error("PTX emulator: {0}")]
+    Emulator(#[from] crate::emu::EmuError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

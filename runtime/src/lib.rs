@@ -9,6 +9,7 @@
 mod backend;
 mod cpu;
 mod dtype;
+pub mod emu;
 mod error;
 pub mod ops;
 mod tensor;

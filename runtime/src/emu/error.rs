@@ -1,0 +1,35 @@
+//! The emulator's error type. Every error that comes from PTX text names the PTX line and its
+//! text; every error raised while a kernel runs also names the kernel, block and thread.
+
+/// Where in the grid a runtime error happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadPos {
+    pub block: [u32; 3],
+    pub thread: [u32; 3],
+}
+
+/// An error of the PTX emulator.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EmuError {
+    /// PTX text the parser cannot read.
+    #[error("PTX line {line}: {msg}: `{text}`")]
+    Parse { line: u32, text: String, msg: String },
+    /// Well-formed PTX that the emulator does not implement (an opcode, type or modifier).
+    #[error("kernel `{kernel}`, PTX line {line}: unsupported {what}: `{text}`")]
+    Unsupported { kernel: String, line: u32, text: String, what: String },
+    /// A launch the kernel cannot take: unknown kernel, bad geometry, arguments that do not match
+    /// the kernel's parameter list.
+    #[error("kernel `{kernel}`: {msg}")]
+    Launch { kernel: String, msg: String },
+    /// A fault while the kernel ran: an access outside every allocation, a misaligned address,
+    /// a warp-synchronous instruction with lanes missing, ...
+    #[error(
+        "kernel `{kernel}`, PTX line {line}, block {:?}, thread {:?}: {msg}: `{text}`",
+        pos.block,
+        pos.thread
+    )]
+    Runtime { kernel: String, line: u32, text: String, pos: ThreadPos, msg: String },
+    /// A host-side memory operation on a pointer that is not a live allocation, or out of range.
+    #[error("device memory: {msg}")]
+    Memory { msg: String },
+}

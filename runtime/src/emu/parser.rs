@@ -1,0 +1,559 @@
+//! Reads PTX text into a [`ModuleAst`]. The grammar covered is what NVRTC emits: module
+//! directives, `.entry`/`.func` definitions, variable declarations, and function bodies made of
+//! labels, (guarded) instructions, `.reg` declarations and nested `{ }` scopes. Debug sections,
+//! `.loc`/`.file` lines and `.pragma`s are skipped.
+
+use super::ast::*;
+use super::error::EmuError;
+use super::lexer::{tokenize, Literal, Tok, Token};
+use super::types::{Space, Ty};
+
+pub fn parse_module(src: &str) -> Result<ModuleAst, EmuError> {
+    let tokens = tokenize(src).map_err(|(line, msg)| parse_error(src, line, msg))?;
+    let mut parser = Parser { src, tokens, pos: 0 };
+    parser.module()
+}
+
+pub fn line_text(src: &str, line: u32) -> String {
+    src.lines().nth(line.saturating_sub(1) as usize).unwrap_or("").trim().to_string()
+}
+
+fn parse_error(src: &str, line: u32, msg: impl Into<String>) -> EmuError {
+    EmuError::Parse { line, text: line_text(src, line), msg: msg.into() }
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    tokens: Vec<Token<'a>>,
+    pos: usize,
+}
+
+type PResult<T> = Result<T, EmuError>;
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<Tok<'a>> {
+        self.tokens.get(self.pos).map(|t| t.tok)
+    }
+
+    fn peek_at(&self, ahead: usize) -> Option<Tok<'a>> {
+        self.tokens.get(self.pos + ahead).map(|t| t.tok)
+    }
+
+    fn line(&self) -> u32 {
+        self.tokens
+            .get(self.pos)
+            .or(self.tokens.last())
+            .map_or(0, |t| t.line)
+    }
+
+    fn error<T>(&self, msg: impl Into<String>) -> PResult<T> {
+        Err(parse_error(self.src, self.line(), msg))
+    }
+
+    fn next(&mut self) -> PResult<Tok<'a>> {
+        match self.peek() {
+            Some(t) => {
+                self.pos += 1;
+                Ok(t)
+            }
+            None => self.error("unexpected end of input"),
+        }
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(Tok::Punct(c)) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: char) -> PResult<()> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            self.error(format!("expected `{c}`, found {}", self.describe()))
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.peek() {
+            Some(Tok::Word(w)) => format!("`{w}`"),
+            Some(Tok::Punct(c)) => format!("`{c}`"),
+            Some(Tok::Num(n)) => format!("number {n:?}"),
+            Some(Tok::Str(s)) => format!("string \"{s}\""),
+            None => "end of input".into(),
+        }
+    }
+
+    fn word(&mut self) -> PResult<&'a str> {
+        match self.peek() {
+            Some(Tok::Word(w)) => {
+                self.pos += 1;
+                Ok(w)
+            }
+            _ => self.error(format!("expected a name, found {}", self.describe())),
+        }
+    }
+
+    fn uint(&mut self) -> PResult<u32> {
+        match self.next()? {
+            Tok::Num(Literal::Int(v)) if (0..=u32::MAX as i128).contains(&v) => Ok(v as u32),
+            _ => {
+                self.pos -= 1;
+                self.error(format!("expected an unsigned integer, found {}", self.describe()))
+            }
+        }
+    }
+
+    /// Skips every remaining token on the current token's line.
+    fn skip_line(&mut self) {
+        let line = self.line();
+        while self.tokens.get(self.pos).is_some_and(|t| t.line == line) {
+            self.pos += 1;
+        }
+    }
+
+    fn skip_past(&mut self, c: char) -> PResult<()> {
+        while !self.eat(c) {
+            self.next()?;
+        }
+        Ok(())
+    }
+
+    /// Skips a balanced `{ ... }` group starting at the current `{`.
+    fn skip_braces(&mut self) -> PResult<()> {
+        self.expect('{')?;
+        let mut depth = 1;
+        while depth > 0 {
+            match self.next()? {
+                Tok::Punct('{') => depth += 1,
+                Tok::Punct('}') => depth -= 1,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn module(&mut self) -> PResult<ModuleAst> {
+        let mut module = ModuleAst { functions: Vec::new(), variables: Vec::new() };
+        let mut is_extern = false;
+        while let Some(tok) = self.peek() {
+            match tok {
+                Tok::Word(".version" | ".target" | ".address_size" | ".file" | ".loc") => {
+                    self.skip_line()
+                }
+                Tok::Word(".visible" | ".weak" | ".common") => self.pos += 1,
+                Tok::Word(".extern") => {
+                    is_extern = true;
+                    self.pos += 1;
+                    continue;
+                }
+                Tok::Word(".pragma") => self.skip_past(';')?,
+                Tok::Word(".section") => {
+                    self.pos += 1;
+                    self.word()?;
+                    self.skip_braces()?;
+                }
+                Tok::Word(w @ (".entry" | ".func")) => {
+                    self.pos += 1;
+                    if let Some(f) = self.function(w == ".entry")? {
+                        module.functions.push(f);
+                    }
+                }
+                Tok::Word(w) if w.len() > 1 && Space::parse(&w[1..]).is_some() => {
+                    module.variables.push(self.var_decl(is_extern)?);
+                }
+                _ => return self.error(format!("unexpected {} at module level", self.describe())),
+            }
+            is_extern = false;
+        }
+        Ok(module)
+    }
+
+    /// Parses a function after its `.entry`/`.func` keyword; a prototype (no body) gives `None`.
+    fn function(&mut self, is_entry: bool) -> PResult<Option<FunctionAst>> {
+        if self.peek() == Some(Tok::Punct('(')) {
+            // The return parameters of a `.func`.
+            self.params()?;
+        }
+        let name = self.word()?.to_string();
+        let params = if self.peek() == Some(Tok::Punct('(')) { self.params()? } else { Vec::new() };
+        let mut func = FunctionAst {
+            name,
+            is_entry,
+            params,
+            reqntid: None,
+            maxntid: None,
+            body: Vec::new(),
+        };
+        loop {
+            match self.peek() {
+                Some(Tok::Punct(';')) => {
+                    self.pos += 1;
+                    return Ok(None);
+                }
+                Some(Tok::Punct('{')) => break,
+                Some(Tok::Word(w @ (".reqntid" | ".maxntid"))) => {
+                    self.pos += 1;
+                    let mut dims = [1u32; 3];
+                    dims[0] = self.uint()?;
+                    for d in dims.iter_mut().skip(1) {
+                        if !self.eat(',') {
+                            break;
+                        }
+                        *d = self.uint()?;
+                    }
+                    if w == ".reqntid" {
+                        func.reqntid = Some(dims);
+                    } else {
+                        func.maxntid = Some(dims);
+                    }
+                }
+                Some(Tok::Word(w)) if w.starts_with('.') => {
+                    // Other performance directives (`.minnctapersm 2`, `.maxnreg 64`, `.noreturn`).
+                    self.pos += 1;
+                    while matches!(self.peek(), Some(Tok::Num(_) | Tok::Punct(','))) {
+                        self.pos += 1;
+                    }
+                }
+                _ => return self.error(format!("unexpected {} in function header", self.describe())),
+            }
+        }
+        self.expect('{')?;
+        func.body = self.body()?;
+        Ok(Some(func))
+    }
+
+    fn params(&mut self) -> PResult<Vec<ParamDecl>> {
+        self.expect('(')?;
+        let mut params = Vec::new();
+        if self.eat(')') {
+            return Ok(params);
+        }
+        loop {
+            let line = self.line();
+            if self.word()? != ".param" {
+                self.pos -= 1;
+                return self.error("expected `.param`");
+            }
+            let mut align = None;
+            let mut ty = None;
+            while let Some(Tok::Word(w)) = self.peek() {
+                if w == ".align" {
+                    self.pos += 1;
+                    align = Some(self.uint()?);
+                } else if w == ".ptr" || w == ".global" || w == ".shared" || w == ".const" {
+                    // `.ptr.global.align 16`-style attributes: informational.
+                    self.pos += 1;
+                } else if let Some(t) = w.strip_prefix('.').and_then(Ty::parse) {
+                    self.pos += 1;
+                    ty = Some(t);
+                } else {
+                    break;
+                }
+            }
+            let Some(ty) = ty else { return self.error("parameter without a type") };
+            let name = self.word()?.to_string();
+            let len = if self.eat('[') {
+                let n = self.uint()?;
+                self.expect(']')?;
+                Some(n)
+            } else {
+                None
+            };
+            params.push(ParamDecl { name, ty, align, len, line });
+            if self.eat(')') {
+                return Ok(params);
+            }
+            self.expect(',')?;
+        }
+    }
+
+    /// A variable declaration starting at its state-space word; consumes the `;`.
+    fn var_decl(&mut self, is_extern: bool) -> PResult<VarDecl> {
+        let line = self.line();
+        let space_word = self.word()?;
+        let Some(space) = Space::parse(&space_word[1..]) else {
+            return self.error(format!("unknown state space `{space_word}`"));
+        };
+        let mut align = None;
+        let mut ty = None;
+        while let Some(Tok::Word(w)) = self.peek() {
+            if w == ".align" {
+                self.pos += 1;
+                align = Some(self.uint()?);
+            } else if let Some(t) = w.strip_prefix('.').and_then(Ty::parse) {
+                self.pos += 1;
+                ty = Some(t);
+            } else if w.starts_with('.') {
+                return self.error(format!("unsupported variable attribute `{w}`"));
+            } else {
+                break;
+            }
+        }
+        let Some(ty) = ty else { return self.error("variable without a type") };
+        let name = self.word()?.to_string();
+        let mut len = None;
+        while self.eat('[') {
+            let n = if self.peek() == Some(Tok::Punct(']')) { None } else { Some(self.uint()?) };
+            self.expect(']')?;
+            len = Some(match (len, n) {
+                (None, n) => n,
+                (Some(Some(a)), Some(b)) => Some(a * b),
+                _ => return self.error("unsized inner array dimension"),
+            });
+        }
+        let mut init = Vec::new();
+        if self.eat('=') {
+            if self.eat('{') {
+                loop {
+                    init.push(self.literal()?);
+                    if self.eat('}') {
+                        break;
+                    }
+                    self.expect(',')?;
+                }
+            } else {
+                init.push(self.literal()?);
+            }
+        }
+        self.expect(';')?;
+        Ok(VarDecl { space, name, ty, align, len, is_extern, init, line })
+    }
+
+    fn literal(&mut self) -> PResult<Literal> {
+        let negative = self.eat('-');
+        match self.next()? {
+            Tok::Num(Literal::Int(v)) => Ok(Literal::Int(if negative { -v } else { v })),
+            Tok::Num(Literal::Float(v)) => Ok(Literal::Float(if negative { -v } else { v })),
+            Tok::Num(lit) if !negative => Ok(lit),
+            _ => {
+                self.pos -= 1;
+                self.error(format!("expected a number, found {}", self.describe()))
+            }
+        }
+    }
+
+    /// Statements up to the `}` that closes the function body (already past its `{`).
+    fn body(&mut self) -> PResult<Vec<Stmt>> {
+        let mut stmts = Vec::new();
+        let mut depth = 0usize;
+        loop {
+            let line = self.line();
+            match self.peek() {
+                None => return self.error("function body not closed"),
+                Some(Tok::Punct('{')) => {
+                    self.pos += 1;
+                    depth += 1;
+                    stmts.push(Stmt::Open);
+                }
+                Some(Tok::Punct('}')) => {
+                    self.pos += 1;
+                    if depth == 0 {
+                        return Ok(stmts);
+                    }
+                    depth -= 1;
+                    stmts.push(Stmt::Close);
+                }
+                Some(Tok::Word(".loc" | ".file")) => self.skip_line(),
+                Some(Tok::Word(".pragma")) => self.skip_past(';')?,
+                Some(Tok::Word(".reg")) => {
+                    self.pos += 1;
+                    let tw = self.word()?;
+                    let Some(ty) = tw.strip_prefix('.').and_then(Ty::parse) else {
+                        return self.error(format!("unsupported register type `{tw}`"));
+                    };
+                    let mut names = Vec::new();
+                    loop {
+                        let base = self.word()?.to_string();
+                        let count = if self.eat('<') {
+                            let n = self.uint()?;
+                            self.expect('>')?;
+                            Some(n)
+                        } else {
+                            None
+                        };
+                        names.push(RegName { base, count });
+                        if self.eat(';') {
+                            break;
+                        }
+                        self.expect(',')?;
+                    }
+                    stmts.push(Stmt::Reg { ty, names, line });
+                }
+                Some(Tok::Word(w)) if w.len() > 1 && Space::parse(&w[1..]).is_some() => {
+                    stmts.push(Stmt::Var(self.var_decl(false)?));
+                }
+                Some(Tok::Word(".extern")) => {
+                    self.pos += 1;
+                    stmts.push(Stmt::Var(self.var_decl(true)?));
+                }
+                Some(Tok::Word(w)) if self.peek_at(1) == Some(Tok::Punct(':')) => {
+                    self.pos += 2;
+                    stmts.push(Stmt::Label { name: w.to_string() });
+                }
+                Some(Tok::Punct('@')) | Some(Tok::Word(_)) => stmts.push(Stmt::Instr(self.instr()?)),
+                _ => return self.error(format!("unexpected {} in function body", self.describe())),
+            }
+        }
+    }
+
+    fn instr(&mut self) -> PResult<InstrAst> {
+        let line = self.line();
+        let guard = if self.eat('@') {
+            let negated = self.eat('!');
+            Some((self.word()?.to_string(), negated))
+        } else {
+            None
+        };
+        let opcode = self.word()?;
+        if opcode.starts_with('.') {
+            self.pos -= 1;
+            return self.error(format!("unsupported directive `{opcode}`"));
+        }
+        let mut operands = Vec::new();
+        if !self.eat(';') {
+            loop {
+                operands.push(self.operand()?);
+                if self.eat(';') {
+                    break;
+                }
+                self.expect(',')?;
+            }
+        }
+        Ok(InstrAst { line, guard, opcode: opcode.to_string(), operands })
+    }
+
+    fn operand(&mut self) -> PResult<Operand> {
+        match self.peek() {
+            Some(Tok::Punct('!')) => {
+                self.pos += 1;
+                Ok(Operand::Not(self.word()?.to_string()))
+            }
+            Some(Tok::Punct('{')) => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    items.push(self.operand()?);
+                    if self.eat('}') {
+                        return Ok(Operand::Vector(items));
+                    }
+                    self.expect(',')?;
+                }
+            }
+            Some(Tok::Punct('[')) => {
+                self.pos += 1;
+                let mut base = None;
+                let mut offset: i64 = 0;
+                if let Some(Tok::Word(w)) = self.peek() {
+                    self.pos += 1;
+                    base = Some(w.to_string());
+                    if self.eat('+') {
+                        offset = self.int_literal()?;
+                    } else if self.peek() == Some(Tok::Punct('-')) {
+                        offset = self.int_literal()?;
+                    }
+                } else {
+                    offset = self.int_literal()?;
+                }
+                self.expect(']')?;
+                Ok(Operand::Addr { base, offset })
+            }
+            Some(Tok::Word("_")) => {
+                self.pos += 1;
+                Ok(Operand::Sink)
+            }
+            Some(Tok::Word(w)) => {
+                self.pos += 1;
+                if self.eat('|') {
+                    Ok(Operand::WithPred(w.to_string(), self.word()?.to_string()))
+                } else {
+                    Ok(Operand::Name(w.to_string()))
+                }
+            }
+            Some(Tok::Num(_) | Tok::Punct('-')) => Ok(Operand::Imm(self.literal()?)),
+            _ => self.error(format!("unexpected {} in operand", self.describe())),
+        }
+    }
+
+    fn int_literal(&mut self) -> PResult<i64> {
+        match self.literal()? {
+            Literal::Int(v) if v >= i64::MIN as i128 && v <= u64::MAX as i128 => Ok(v as i64),
+            _ => self.error("expected an integer offset"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_scoped_inline_asm_and_operands() {
+        let src = r#"
+.version 8.8
+.target sm_80
+.address_size 64
+.extern .shared .align 16 .b8 dyn[];
+.global .align 4 .b8 tbl[4] = {1, 2, 3, 4};
+.visible .entry k(
+	.param .u64 k_param_0,
+	.param .f32 k_param_1
+)
+.maxntid 256, 1, 1
+{
+	.reg .pred 	%p<2>;
+	.reg .b16 	%rs<3>;
+	.reg .f32 	%f<3>;
+	.reg .b32 	%r<4>;
+	.reg .b64 	%rd<3>;
+	ld.param.u64 	%rd1, [k_param_0];
+	{ .reg .b16 low,high;
+	mov.b32 {low,high}, %r1;
+	mov.b32 %f1, {0,%rs1};}
+	shfl.sync.bfly.b32 	%r2|%p1, %r1, 16, 31, -1;
+	@!%p1 bra 	$L__BB0_2;
+	st.global.f32 	[%rd1+-256], %f1;
+$L__BB0_2:
+	ret;
+}
+.section .debug_str { $L__info: .b8 95,0 }
+"#;
+        let m = parse_module(src).unwrap();
+        assert_eq!(m.variables.len(), 2);
+        assert!(m.variables[0].is_extern);
+        assert_eq!(m.variables[1].init.len(), 4);
+        let f = &m.functions[0];
+        assert_eq!(f.params.len(), 2);
+        assert_eq!(f.maxntid, Some([256, 1, 1]));
+        let instrs: Vec<&InstrAst> = f
+            .body
+            .iter()
+            .filter_map(|s| if let Stmt::Instr(i) = s { Some(i) } else { None })
+            .collect();
+        assert_eq!(instrs.len(), 6);
+        assert_eq!(
+            instrs[2].operands[1],
+            Operand::Vector(vec![Operand::Imm(Literal::Int(0)), Operand::Name("%rs1".into())])
+        );
+        assert_eq!(instrs[3].operands[0], Operand::WithPred("%r2".into(), "%p1".into()));
+        assert_eq!(instrs[3].operands[4], Operand::Imm(Literal::Int(-1)));
+        assert_eq!(instrs[4].guard, Some(("%p1".into(), true)));
+        assert_eq!(instrs[5].operands[0], Operand::Addr { base: Some("%rd1".into()), offset: -256 });
+        assert_eq!(instrs[5].line, 26);
+    }
+
+    #[test]
+    fn reports_line_of_syntax_error() {
+        let err = parse_module(".version 8.8\n.entry k()\n{\n add.s32 %r1 %r2;\n}\n").unwrap_err();
+        match err {
+            EmuError::Parse { line, text, .. } => {
+                assert_eq!(line, 4);
+                assert_eq!(text, "add.s32 %r1 %r2;");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

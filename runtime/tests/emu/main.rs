@@ -1,0 +1,5 @@
+//! Tests of the PTX emulator: small hand-written PTX programs with known results for each
+//! instruction family, and NVRTC-generated kernels (fixtures) compared with Rust references.
+
+mod common;
+mod fixtures;
