@@ -4,12 +4,14 @@
 use super::lexer::Literal;
 use super::types::{Space, Ty};
 
+#[derive(Debug)]
 pub struct ModuleAst {
     pub functions: Vec<FunctionAst>,
     /// Module-level `.global`, `.const` and `.shared` variables.
     pub variables: Vec<VarDecl>,
 }
 
+#[derive(Debug)]
 pub struct FunctionAst {
     pub name: String,
     /// `.entry` (a kernel) rather than `.func`.
@@ -20,6 +22,7 @@ pub struct FunctionAst {
     pub body: Vec<Stmt>,
 }
 
+#[derive(Debug)]
 pub struct ParamDecl {
     pub name: String,
     pub ty: Ty,
@@ -29,6 +32,7 @@ pub struct ParamDecl {
     pub line: u32,
 }
 
+#[derive(Debug)]
 pub struct VarDecl {
     pub space: Space,
     pub name: String,
@@ -56,6 +60,7 @@ impl VarDecl {
     }
 }
 
+#[derive(Debug)]
 pub enum Stmt {
     Label { name: String },
     Instr(InstrAst),
@@ -67,11 +72,13 @@ pub enum Stmt {
 }
 
 /// `%r<93>` declares `%r0`..`%r92`; `c` declares just `c`.
+#[derive(Debug)]
 pub struct RegName {
     pub base: String,
     pub count: Option<u32>,
 }
 
+#[derive(Debug)]
 pub struct InstrAst {
     pub line: u32,
     /// `@%p1` is `("%p1", false)`, `@!%p1` is `("%p1", true)`.

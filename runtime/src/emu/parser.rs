@@ -533,7 +533,7 @@ $L__BB0_2:
             .iter()
             .filter_map(|s| if let Stmt::Instr(i) = s { Some(i) } else { None })
             .collect();
-        assert_eq!(instrs.len(), 6);
+        assert_eq!(instrs.len(), 7);
         assert_eq!(
             instrs[2].operands[1],
             Operand::Vector(vec![Operand::Imm(Literal::Int(0)), Operand::Name("%rs1".into())])
@@ -542,7 +542,7 @@ $L__BB0_2:
         assert_eq!(instrs[3].operands[4], Operand::Imm(Literal::Int(-1)));
         assert_eq!(instrs[4].guard, Some(("%p1".into(), true)));
         assert_eq!(instrs[5].operands[0], Operand::Addr { base: Some("%rd1".into()), offset: -256 });
-        assert_eq!(instrs[5].line, 26);
+        assert_eq!(instrs[5].line, 24);
     }
 
     #[test]

@@ -103,3 +103,48 @@ fn layernorm_bf16_matches_reference() {
     run_layernorm(true, 6, 256, 4);
     run_layernorm(true, 3, 13, 2);
 }
+
+fn run_logprob(bf16: bool, n: usize, v: usize, threads: u32) {
+    let mut rng = Rng::new(11 + v as u64);
+    let logits: Vec<f32> = (0..n * v).map(|_| rng.uniform() * 8.0).collect();
+    let logits: Vec<f32> = if bf16 { logits.iter().map(|&x| bf16_round(x)).collect() } else { logits };
+    let targets: Vec<i32> = (0..n).map(|i| ((i * 7919 + 3) % v) as i32).collect();
+    let module = Module::parse(LOGPROB_PTX).expect("logprob.ptx decodes");
+    let mut dev = Device::new();
+    let bytes: Vec<u8> = if bf16 {
+        logits.iter().flat_map(|&x| half::bf16::from_f32(x).to_le_bytes()).collect()
+    } else {
+        f32_bytes(&logits)
+    };
+    let (pl, pt, po) = (dev.alloc(bytes.len()), dev.alloc(n * 4), dev.alloc(n * 4));
+    dev.write(pl, &bytes).unwrap();
+    dev.write(pt, &targets.iter().flat_map(|t| t.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let kernel = if bf16 { "logprob_fwd_bf16" } else { "logprob_fwd_f32" };
+    let args = [KernelArg::Ptr(po), KernelArg::Ptr(pl), KernelArg::Ptr(pt), KernelArg::I32(n as i32), KernelArg::I32(v as i32)];
+    let report = dev.launch(&module, kernel, LaunchConfig::linear(n as u32, threads), &args).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.counters.barriers, n as u64, "one __syncthreads per block");
+    let out = f32s(&crate::common::from_bytes(&dev.read(po, n * 4).unwrap()));
+    let want: Vec<f64> = logits
+        .chunks(v)
+        .zip(&targets)
+        .map(|(row, &t)| {
+            let m = row.iter().fold(f64::NEG_INFINITY, |a, &x| a.max(x as f64));
+            let lse = m + row.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln();
+            row[t as usize] as f64 - lse
+        })
+        .collect();
+    assert_close("logprob", &out, &want, 2e-5, 2e-5);
+}
+
+#[test]
+fn logprob_f32_matches_reference() {
+    run_logprob(false, 4, 50257 / 16, 256);
+    run_logprob(false, 3, 7, 64);
+    run_logprob(false, 2, 1000, 1024);
+    run_logprob(false, 5, 33, 96);
+}
+
+#[test]
+fn logprob_bf16_matches_reference() {
+    run_logprob(true, 3, 769, 128);
+}

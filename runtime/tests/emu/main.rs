@@ -2,4 +2,5 @@
 //! instruction family, and NVRTC-generated kernels (fixtures) compared with Rust references.
 
 mod common;
+mod arith_int;
 mod fixtures;

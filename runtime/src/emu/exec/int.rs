@@ -326,7 +326,7 @@ mod tests {
     fn prmt_lop3_shf() {
         assert_eq!(prmt(0x4433_2211, 0x8877_6655, 0x3210), 0x4433_2211);
         assert_eq!(prmt(0x4433_2211, 0x8877_6655, 0x7654), 0x8877_6655);
-        assert_eq!(prmt(0x0000_0080, 0, 0x0008), 0x0000_00ff);
+        assert_eq!(prmt(0x0000_0080, 0, 0x0008), 0x8080_80ff);
         assert_eq!(lop3(0b1100, 0b1010, 0b0110, 0x80), 0b1100 & 0b1010 & 0b0110);
         assert_eq!(lop3(0b1100, 0b1010, 0b0110, 0xfe), 0b1110);
         assert_eq!(shf(0x8000_0000, 0x1, 1, true, false), 0x3);
