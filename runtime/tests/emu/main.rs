@@ -2,5 +2,6 @@
 //! instruction family, and NVRTC-generated kernels (fixtures) compared with Rust references.
 
 mod common;
+mod arith_float;
 mod arith_int;
 mod fixtures;
