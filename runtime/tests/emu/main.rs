@@ -2,6 +2,7 @@
 //! instruction family, and NVRTC-generated kernels (fixtures) compared with Rust references.
 
 mod common;
+mod cvt;
 mod arith_float;
 mod arith_int;
 mod fixtures;

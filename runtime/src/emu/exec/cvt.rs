@@ -24,12 +24,18 @@ fn read_int(ty: Ty, x: u64) -> i128 {
     }
 }
 
+/// Truncates to the destination type; signed results are sign-extended, so a destination
+/// register wider than the type (`cvt.s8.s32` into a `.b16` register) holds the extended value.
 fn write_int(ty: Ty, v: i128) -> u64 {
     let bits = ty.bits();
     if bits >= 64 {
-        v as u64
+        return v as u64;
+    }
+    let truncated = (v as u64) & ((1u64 << bits) - 1);
+    if ty.kind() == Kind::Signed && (truncated >> (bits - 1)) & 1 == 1 {
+        truncated | (u64::MAX << bits)
     } else {
-        (v as u64) & ((1u64 << bits) - 1)
+        truncated
     }
 }
 
@@ -137,6 +143,7 @@ mod tests {
     fn int_int_saturation() {
         assert_eq!(convert(&conv(Ty::U8, Ty::S32, None, true), (-5i32) as u32 as u64), 0);
         assert_eq!(convert(&conv(Ty::S16, Ty::S32, None, true), 70000), 0x7fff);
+        assert_eq!(convert(&conv(Ty::S8, Ty::S32, None, true), (-1i32) as u32 as u64), u64::MAX);
         assert_eq!(convert(&conv(Ty::S64, Ty::S32, None, false), 0xffff_ffff), u64::MAX);
         assert_eq!(convert(&conv(Ty::U32, Ty::U64, None, false), 0x1_0000_0005), 5);
     }
