@@ -2,7 +2,9 @@
 //! instruction family, and NVRTC-generated kernels (fixtures) compared with Rust references.
 
 mod common;
+mod control;
 mod cvt;
 mod arith_float;
 mod arith_int;
 mod fixtures;
+mod memory;
