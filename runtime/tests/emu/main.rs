@@ -1,6 +1,7 @@
 //! Tests of the PTX emulator: small hand-written PTX programs with known results for each
 //! instruction family, and NVRTC-generated kernels (fixtures) compared with Rust references.
 
+mod atomics;
 mod common;
 mod control;
 mod cvt;
@@ -8,3 +9,4 @@ mod arith_float;
 mod arith_int;
 mod fixtures;
 mod memory;
+mod warp;
