@@ -432,12 +432,18 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 Ok(Operand::Not(self.word()?.to_string()))
             }
-            Some(Tok::Punct('{')) => {
+            // `{a, b}` vectors, and `(a, b)` argument lists of `call` (read as vectors so the
+            // decoder can name the instruction it does not support).
+            Some(Tok::Punct(open @ ('{' | '('))) => {
                 self.pos += 1;
+                let close = if open == '{' { '}' } else { ')' };
                 let mut items = Vec::new();
+                if self.eat(close) {
+                    return Ok(Operand::Vector(items));
+                }
                 loop {
                     items.push(self.operand()?);
-                    if self.eat('}') {
+                    if self.eat(close) {
                         return Ok(Operand::Vector(items));
                     }
                     self.expect(',')?;

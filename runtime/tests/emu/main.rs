@@ -5,6 +5,7 @@ mod atomics;
 mod common;
 mod control;
 mod cvt;
+mod errors;
 mod arith_float;
 mod arith_int;
 mod fixtures;
