@@ -42,18 +42,34 @@ impl Counters {
 
     /// Records a global request by the lanes of `mask` at `addrs`, `bytes` each.
     pub(crate) fn global_request(&mut self, store: bool, mask: u32, addrs: &[u64; 32], bytes: u32) {
-        let mut sectors = [0u64; 32];
-        let mut n = 0;
+        // Accesses are naturally aligned and at most 16 bytes, so each touches one sector.
+        // Runs of equal sectors count distinct sectors when addresses ascend (the usual case).
+        let mut distinct = 0u64;
+        let mut prev = None;
+        let mut ascending = true;
         for (lane, &a) in addrs.iter().enumerate() {
             if mask >> lane & 1 != 0 {
-                // Accesses are naturally aligned and at most 16 bytes: one sector each.
-                sectors[n] = a >> 5;
-                n += 1;
+                let sector = a >> 5;
+                if prev != Some(sector) {
+                    ascending &= prev.map_or(true, |p| p < sector);
+                    distinct += 1;
+                    prev = Some(sector);
+                }
             }
         }
-        let sectors = &mut sectors[..n];
-        sectors.sort_unstable();
-        let distinct = if n == 0 { 0 } else { 1 + sectors.windows(2).filter(|w| w[0] != w[1]).count() as u64 };
+        if !ascending {
+            let mut sectors = [0u64; 32];
+            let mut n = 0;
+            for (lane, &a) in addrs.iter().enumerate() {
+                if mask >> lane & 1 != 0 {
+                    sectors[n] = a >> 5;
+                    n += 1;
+                }
+            }
+            let sectors = &mut sectors[..n];
+            sectors.sort_unstable();
+            distinct = 1 + sectors.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+        }
         let total = mask.count_ones() as u64 * bytes as u64;
         if store {
             self.global_store_requests += 1;

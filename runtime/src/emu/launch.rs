@@ -121,29 +121,29 @@ impl Device {
         };
         let mut counters = Counters::default();
         let threads = cfg.block.iter().product::<u32>();
-        let warps = threads.div_ceil(32);
+        let mut warps: Vec<Warp> = (0..threads.div_ceil(32)).map(|_| Warp::new(k)).collect();
+        let mut shared = vec![0u8; shared_bytes as usize];
         for z in 0..cfg.grid[2] {
             for y in 0..cfg.grid[1] {
                 for x in 0..cfg.grid[0] {
                     let block = [x, y, z];
+                    shared.fill(0);
                     let mut env = BlockEnv {
                         kernel: k,
                         src: &module.src,
                         params: &params,
                         global: &mut self.global,
-                        shared: vec![0; shared_bytes as usize],
+                        shared: &mut shared,
                         counters: &mut counters,
                         block,
                         block_dim: cfg.block,
                     };
-                    let mut block_warps: Vec<Warp> = (0..warps)
-                        .map(|w| {
-                            let lanes = (threads - w * 32).min(32);
-                            let live = if lanes == 32 { u32::MAX } else { (1u32 << lanes) - 1 };
-                            Warp::new(k, w, live, block, &geo)
-                        })
-                        .collect();
-                    run_block(&mut env, &mut block_warps)?;
+                    for (w, warp) in (0u32..).zip(warps.iter_mut()) {
+                        let lanes = (threads - w * 32).min(32);
+                        let live = if lanes == 32 { u32::MAX } else { (1u32 << lanes) - 1 };
+                        warp.start(w, live, block, &geo);
+                    }
+                    run_block(&mut env, &mut warps)?;
                 }
             }
         }

@@ -90,6 +90,13 @@ impl GlobalMemory {
         &mut self.allocs[index].data[offset..offset + len]
     }
 
+    /// The base address and bytes of allocation `index` (from [`GlobalMemory::find`]).
+    #[inline]
+    pub fn allocation(&mut self, index: usize) -> (u64, &mut [u8]) {
+        let a = &mut self.allocs[index];
+        (a.base, &mut a.data)
+    }
+
     /// Explains why `[addr, addr + len)` is not accessible, naming the nearest allocation.
     pub fn describe_fault(&self, addr: u64, len: usize) -> String {
         let at = self.allocs.partition_point(|x| x.base <= addr);

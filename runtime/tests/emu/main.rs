@@ -10,4 +10,5 @@ mod arith_float;
 mod arith_int;
 mod fixtures;
 mod memory;
+mod speed;
 mod warp;

@@ -4,6 +4,7 @@
 use super::lanes::{lane_value, lanes, load};
 use super::{BlockEnv, Fault};
 use crate::emu::float::ftz32;
+use crate::emu::memory::GlobalMemory;
 use crate::emu::program::{Addr, AtomOp, AtomTy, Reg, Src};
 use crate::emu::types::{Space, LOCAL_WINDOW, SHARED_WINDOW, WINDOW_SIZE};
 
@@ -65,16 +66,66 @@ fn bytes<'b>(
     }
 }
 
+/// Reads a little-endian value of `bytes.len()` (1, 2, 4 or 8) bytes, sign-extended if `signed`.
+#[inline(always)]
 fn read_le(bytes: &[u8], signed: bool) -> u64 {
-    let mut buf = [0u8; 8];
-    buf[..bytes.len()].copy_from_slice(bytes);
-    let v = u64::from_le_bytes(buf);
-    let bits = bytes.len() as u32 * 8;
-    if signed && bits < 64 && (v >> (bits - 1)) & 1 == 1 {
-        v | (u64::MAX << bits)
-    } else {
-        v
+    match (bytes.len(), signed) {
+        (1, false) => bytes[0] as u64,
+        (1, true) => bytes[0] as i8 as i64 as u64,
+        (2, false) => u16::from_le_bytes([bytes[0], bytes[1]]) as u64,
+        (2, true) => i16::from_le_bytes([bytes[0], bytes[1]]) as i64 as u64,
+        (4, false) => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as u64,
+        (4, true) => i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as i64 as u64,
+        _ => {
+            let mut buf = [0u8; 8];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            u64::from_le_bytes(buf)
+        }
     }
+}
+
+#[inline(always)]
+fn write_le(out: &mut [u8], value: u64) {
+    match out.len() {
+        1 => out[0] = value as u8,
+        2 => out.copy_from_slice(&(value as u16).to_le_bytes()),
+        4 => out.copy_from_slice(&(value as u32).to_le_bytes()),
+        n => out.copy_from_slice(&value.to_le_bytes()[..n]),
+    }
+}
+
+/// The memory of a warp request whose lanes all address global memory: the allocation of the
+/// previous lane is tried first, so a coalesced request looks its allocation up once.
+struct GlobalCursor {
+    index: usize,
+    base: u64,
+    end: u64,
+}
+
+impl GlobalCursor {
+    fn new() -> Self {
+        GlobalCursor { index: 0, base: 1, end: 0 }
+    }
+
+    #[inline(always)]
+    fn bytes<'g>(&mut self, global: &'g mut GlobalMemory, lane: usize, addr: u64, len: usize) -> Result<&'g mut [u8], Fault> {
+        if addr < self.base || addr.saturating_add(len as u64) > self.end {
+            let Some((index, _)) = global.find(addr, len) else {
+                return Err(Fault { lane, msg: global.describe_fault(addr, len) });
+            };
+            let (base, data) = global.allocation(index);
+            *self = GlobalCursor { index, base, end: base + data.len() as u64 };
+        }
+        let (_, data) = global.allocation(self.index);
+        let off = (addr - self.base) as usize;
+        Ok(&mut data[off..off + len])
+    }
+}
+
+/// Whether a request in `space` goes to global memory for every lane (generic requests are
+/// resolved per lane).
+fn is_global(space: Space) -> bool {
+    matches!(space, Space::Global | Space::Const)
 }
 
 fn addresses(regs: &[u64], addr: Addr) -> [u64; 32] {
@@ -91,8 +142,10 @@ fn record(env: &mut BlockEnv, space: Space, store: bool, mask: u32, addrs: &[u64
     }
 }
 
+/// Every access size (element size times vector width) is a power of two.
+#[inline(always)]
 fn check_aligned(lane: usize, addr: u64, total: usize) -> Result<(), Fault> {
-    if addr % total as u64 != 0 {
+    if addr & (total as u64 - 1) != 0 {
         return Err(Fault { lane, msg: format!("misaligned {total}-byte access at {addr:#x}") });
     }
     Ok(())
@@ -130,6 +183,19 @@ pub(crate) fn exec_ld(
         return Ok(());
     }
     record(env, space, false, mask, &addrs, total as u32);
+    if is_global(space) {
+        let mut cursor = GlobalCursor::new();
+        for lane in lanes(mask) {
+            check_aligned(lane, addrs[lane], total)?;
+            let b = cursor.bytes(env.global, lane, addrs[lane], total)?;
+            for (i, r) in d.iter().enumerate().take(count) {
+                if let Some(r) = r {
+                    state.regs[*r as usize * 32 + lane] = read_le(&b[i * size..(i + 1) * size], signed);
+                }
+            }
+        }
+        return Ok(());
+    }
     for lane in lanes(mask) {
         check_aligned(lane, addrs[lane], total)?;
         let mut values = [0u64; 4];
@@ -163,15 +229,20 @@ pub(crate) fn exec_st(
     let total = size * count;
     let addrs = addresses(state.regs, addr);
     record(env, space, true, mask, &addrs, total as u32);
+    let mut cursor = GlobalCursor::new();
     for lane in lanes(mask) {
         check_aligned(lane, addrs[lane], total)?;
         let mut values = [0u64; 4];
         for (slot, s) in values.iter_mut().zip(v).take(count) {
             *slot = lane_value(state.regs, *s, lane);
         }
-        let b = bytes(env, state, space, lane, addrs[lane], total).map_err(|msg| Fault { lane, msg })?;
+        let b = if is_global(space) {
+            cursor.bytes(env.global, lane, addrs[lane], total)?
+        } else {
+            bytes(env, state, space, lane, addrs[lane], total).map_err(|msg| Fault { lane, msg })?
+        };
         for (i, value) in values.iter().enumerate().take(count) {
-            b[i * size..(i + 1) * size].copy_from_slice(&value.to_le_bytes()[..size]);
+            write_le(&mut b[i * size..(i + 1) * size], *value);
         }
     }
     Ok(())

@@ -14,6 +14,7 @@ pub(crate) mod memory;
 pub(crate) mod warp_ops;
 
 use super::counters::Counters;
+use super::float::Half;
 use super::error::{EmuError, ThreadPos};
 use super::memory::GlobalMemory;
 use super::parser::line_text;
@@ -43,7 +44,7 @@ pub(crate) struct BlockEnv<'a> {
     pub src: &'a str,
     pub params: &'a [u8],
     pub global: &'a mut GlobalMemory,
-    pub shared: Vec<u8>,
+    pub shared: &'a mut [u8],
     pub counters: &'a mut Counters,
     pub block: [u32; 3],
     pub block_dim: [u32; 3],
@@ -89,9 +90,36 @@ pub(crate) struct Warp {
 }
 
 impl Warp {
-    /// A warp of block `block_idx` whose lanes `live` exist.
-    pub fn new(kernel: &Kernel, index: u32, live: u32, block_idx: [u32; 3], geo: &Geometry) -> Warp {
-        let mut regs = vec![0u64; kernel.num_regs as usize * 32];
+    /// Register files and local memory for a warp of `kernel`; [`Warp::start`] readies it for a
+    /// block, so one set of buffers serves every block of a launch.
+    pub fn new(kernel: &Kernel) -> Warp {
+        let local_bytes = kernel.local_bytes as usize;
+        Warp {
+            index: 0,
+            regs: vec![0; kernel.num_regs as usize * 32],
+            preds: vec![0; kernel.num_preds as usize],
+            local: vec![0; local_bytes * 32],
+            local_bytes,
+            pc: [0; 32],
+            upc: 0,
+            diverged: false,
+            live: 0,
+            waiting: 0,
+        }
+    }
+
+    /// Resets the warp to the start of the kernel as warp `index` of block `block_idx`, with
+    /// lanes `live` present. Registers and local memory start zeroed, so runs are reproducible.
+    pub fn start(&mut self, index: u32, live: u32, block_idx: [u32; 3], geo: &Geometry) {
+        self.regs.fill(0);
+        self.preds.fill(0);
+        self.local.fill(0);
+        self.index = index;
+        self.upc = 0;
+        self.diverged = false;
+        self.live = live;
+        self.waiting = 0;
+        let regs = &mut self.regs;
         let warps_per_block = (geo.block.iter().product::<u32>()).div_ceil(32);
         for lane in 0..32u32 {
             let t = index * 32 + lane;
@@ -126,19 +154,6 @@ impl Warp {
             for (r, v) in values.iter().enumerate() {
                 regs[r * 32 + lane as usize] = *v as u64;
             }
-        }
-        let local_bytes = kernel.local_bytes as usize;
-        Warp {
-            index,
-            regs,
-            preds: vec![0; kernel.num_preds as usize],
-            local: vec![0; local_bytes * 32],
-            local_bytes,
-            pc: [0; 32],
-            upc: 0,
-            diverged: false,
-            live,
-            waiting: 0,
         }
     }
 
@@ -471,6 +486,9 @@ fn exec_cvt(conv: &Conv, regs: &mut [u64], exec: u32, d: Reg, a: Src) {
             map1(regs, exec, d, a, |x| (x as u32 as f32).to_bits() as u64)
         }
         (Ty::F32, Ty::Bf16, _, false, false) => map1(regs, exec, d, a, |x| (x & 0xffff) << 16),
+        (Ty::Bf16, Ty::F32, Some(Rnd::Nearest), false, false) => {
+            map1(regs, exec, d, a, |x| Half::Bf16.from_f32(f32::from_bits(x as u32), Rnd::Nearest) as u64)
+        }
         (Ty::S64, Ty::S32, _, false, _) => map1(regs, exec, d, a, |x| x as u32 as i32 as i64 as u64),
         (Ty::U64, Ty::U32, _, false, _) => map1(regs, exec, d, a, |x| x & 0xffff_ffff),
         _ => map1(regs, exec, d, a, |x| cvt::convert(conv, x)),
