@@ -142,7 +142,7 @@ impl Half {
     }
 
     /// Rounds an f32 (exact or round-to-odd) to this format; NaN becomes the canonical NaN.
-    pub fn from_f32(self, x: f32, rnd: Rnd) -> u16 {
+    pub fn round_f32(self, x: f32, rnd: Rnd) -> u16 {
         if x.is_nan() {
             return CANONICAL_NAN_16;
         }
@@ -178,8 +178,8 @@ impl Half {
     }
 
     /// Rounds an exact (or round-to-odd) f64 to this format.
-    pub fn from_f64(self, x: f64, rnd: Rnd) -> u16 {
-        self.from_f32(f64_to_f32_odd(x), rnd)
+    pub fn round_f64(self, x: f64, rnd: Rnd) -> u16 {
+        self.round_f32(f64_to_f32_odd(x), rnd)
     }
 }
 
@@ -295,15 +295,15 @@ mod tests {
     fn bf16_round_to_nearest_even_and_directed() {
         let bf = Half::Bf16;
         // 1 + 2^-8 is halfway between bf16 1.0 and 1.0078125: ties to even (1.0).
-        assert_eq!(bf.from_f32(f32::from_bits(0x3f80_8000), Rnd::Nearest), 0x3f80);
+        assert_eq!(bf.round_f32(f32::from_bits(0x3f80_8000), Rnd::Nearest), 0x3f80);
         // 1.0078125 + 2^-8 is halfway, the even neighbour is above.
-        assert_eq!(bf.from_f32(f32::from_bits(0x3f81_8000), Rnd::Nearest), 0x3f82);
-        assert_eq!(bf.from_f32(f32::from_bits(0x3f80_8001), Rnd::Nearest), 0x3f81);
-        assert_eq!(bf.from_f32(f32::from_bits(0x3f80_ffff), Rnd::Zero), 0x3f80);
-        assert_eq!(bf.from_f32(f32::from_bits(0xbf80_0001), Rnd::Down), 0xbf81);
-        assert_eq!(bf.from_f32(f32::from_bits(0xbf80_0001), Rnd::Up), 0xbf80);
-        assert_eq!(bf.from_f32(f32::NAN, Rnd::Nearest), CANONICAL_NAN_16);
-        assert_eq!(bf.from_f32(f32::MAX, Rnd::Nearest), 0x7f80);
+        assert_eq!(bf.round_f32(f32::from_bits(0x3f81_8000), Rnd::Nearest), 0x3f82);
+        assert_eq!(bf.round_f32(f32::from_bits(0x3f80_8001), Rnd::Nearest), 0x3f81);
+        assert_eq!(bf.round_f32(f32::from_bits(0x3f80_ffff), Rnd::Zero), 0x3f80);
+        assert_eq!(bf.round_f32(f32::from_bits(0xbf80_0001), Rnd::Down), 0xbf81);
+        assert_eq!(bf.round_f32(f32::from_bits(0xbf80_0001), Rnd::Up), 0xbf80);
+        assert_eq!(bf.round_f32(f32::NAN, Rnd::Nearest), CANONICAL_NAN_16);
+        assert_eq!(bf.round_f32(f32::MAX, Rnd::Nearest), 0x7f80);
     }
 
     #[test]

@@ -456,9 +456,8 @@ impl<'a> Parser<'a> {
                 if let Some(Tok::Word(w)) = self.peek() {
                     self.pos += 1;
                     base = Some(w.to_string());
-                    if self.eat('+') {
-                        offset = self.int_literal()?;
-                    } else if self.peek() == Some(Tok::Punct('-')) {
+                    // `[%rd+8]`, `[%rd+-8]`, `[%rd-8]`: the literal carries its own sign.
+                    if self.eat('+') || self.peek() == Some(Tok::Punct('-')) {
                         offset = self.int_literal()?;
                     }
                 } else {

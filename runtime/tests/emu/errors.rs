@@ -75,7 +75,7 @@ fn launch_argument_and_geometry_errors() {
     let mut dev = Device::new();
     let p = dev.alloc(64);
     let cfg = LaunchConfig::linear(1, 32);
-    let msg = |r: Result<_, EmuError>| r.err().expect("launch should fail").to_string();
+    let msg = |r: Result<_, EmuError>| r.expect_err("launch should fail").to_string();
     let m = msg(dev.launch(&module, "k", cfg, &[KernelArg::Ptr(p)]));
     assert!(m.contains("kernel `k`") && m.contains("takes 2 parameters (.u64, .u64), got 1 arguments"), "{m}");
     let m = msg(dev.launch(&module, "k", cfg, &[KernelArg::Ptr(p), KernelArg::U32(3)]));

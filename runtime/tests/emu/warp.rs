@@ -101,11 +101,11 @@ $SKIP:
 	st.global.v4.u32 [%oa], {%r3, %r4, %r9, %r1};
 ";
     let out = run(body, 4, 32, &[]);
-    for l in 0..32usize {
-        assert_eq!(out[l][0], 0x1111_1111, "ballot");
-        assert_eq!(out[l][1], 2 | 8 | 16, "all/any/uni flags");
+    for (l, o) in out.iter().enumerate() {
+        assert_eq!(o[0], 0x1111_1111, "ballot");
+        assert_eq!(o[1], 2 | 8 | 16, "all/any/uni flags");
         let want = if l % 4 == 0 { 0x1111_1111 + 0x1010_1010 } else { 0 };
-        assert_eq!(out[l][2], want, "activemask and ballot in a divergent branch, lane {l}");
+        assert_eq!(o[2], want, "activemask and ballot in a divergent branch, lane {l}");
     }
 }
 

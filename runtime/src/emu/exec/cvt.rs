@@ -60,8 +60,8 @@ fn write_float(ty: Ty, v: f64, rnd: Rnd, ftz: bool) -> u64 {
             (if ftz { ftz32(r) } else { r }).to_bits() as u64
         }
         Ty::F64 => v.to_bits(),
-        Ty::F16 => Half::F16.from_f64(v, rnd) as u64,
-        _ => Half::Bf16.from_f64(v, rnd) as u64,
+        Ty::F16 => Half::F16.round_f64(v, rnd) as u64,
+        _ => Half::Bf16.round_f64(v, rnd) as u64,
     }
 }
 

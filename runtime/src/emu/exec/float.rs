@@ -101,7 +101,7 @@ fn half_bin(h: Half, op: FloatBinOp, mode: FloatMode, x: u16, y: u16) -> u16 {
 
 fn finish_half(h: Half, r: f64, mode: FloatMode) -> u16 {
     let r = if mode.sat { sat(r) } else { r };
-    let bits = h.from_f64(r, mode.rnd);
+    let bits = h.round_f64(r, mode.rnd);
     if mode.ftz {
         h.flush(bits)
     } else {
@@ -130,7 +130,7 @@ fn half_of(ty: FloatTy) -> Option<(Half, bool)> {
     }
 }
 
-pub fn exec_bin(op: FloatBinOp, ty: FloatTy, mode: FloatMode, regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src) {
+pub fn exec_bin(op: FloatBinOp, ty: FloatTy, mode: FloatMode, regs: &mut [u64], mask: u32, d: Reg, [a, b]: [Src; 2]) {
     let plain = mode.rnd == Rnd::Nearest && !mode.ftz && !mode.sat;
     match ty {
         FloatTy::F32 if plain && op == FloatBinOp::Add => {
@@ -156,7 +156,7 @@ pub fn exec_bin(op: FloatBinOp, ty: FloatTy, mode: FloatMode, regs: &mut [u64], 
     }
 }
 
-pub fn exec_fma(ty: FloatTy, mode: FloatMode, regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src, c: Src) {
+pub fn exec_fma(ty: FloatTy, mode: FloatMode, regs: &mut [u64], mask: u32, d: Reg, [a, b, c]: [Src; 3]) {
     let plain = mode.rnd == Rnd::Nearest && !mode.ftz && !mode.sat;
     match ty {
         FloatTy::F32 if plain => {

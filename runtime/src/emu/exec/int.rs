@@ -218,7 +218,7 @@ fn tri<T: Int>(op: IntTriOp, regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src
     }
 }
 
-pub fn exec_tri(op: IntTriOp, ty: IntTy, regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src, c: Src) {
+pub fn exec_tri(op: IntTriOp, ty: IntTy, regs: &mut [u64], mask: u32, d: Reg, [a, b, c]: [Src; 3]) {
     match ty {
         IntTy::U16 => tri::<u16>(op, regs, mask, d, a, b, c),
         IntTy::S16 => tri::<i16>(op, regs, mask, d, a, b, c),

@@ -301,7 +301,7 @@ impl Warp {
             }
             Op::IntUn { op, ty, d, a } => int::exec_un(op, ty, regs, exec, d, a),
             Op::IntBin { op, ty, d, a, b } => int::exec_bin(op, ty, regs, exec, d, a, b),
-            Op::IntTri { op, ty, d, a, b, c } => int::exec_tri(op, ty, regs, exec, d, a, b, c),
+            Op::IntTri { op, ty, d, a, b, c } => int::exec_tri(op, ty, regs, exec, d, [a, b, c]),
             Op::Wide { ty, d, a, b, c } => int::exec_wide(ty, regs, exec, d, a, b, c),
             Op::Bfi { ty, d, a, b, pos, len } => {
                 let bits = int::int_ty_bits(ty);
@@ -319,8 +319,8 @@ impl Warp {
                 map3(regs, exec, d, a, b, c, |x, y, z| int::shf(x as u32, y as u32, z as u32, left, clamp) as u64)
             }
             Op::FloatUn { op, ty, mode, d, a } => float::exec_un(op, ty, mode, regs, exec, d, a),
-            Op::FloatBin { op, ty, mode, d, a, b } => float::exec_bin(op, ty, mode, regs, exec, d, a, b),
-            Op::Fma { ty, mode, d, a, b, c } => float::exec_fma(ty, mode, regs, exec, d, a, b, c),
+            Op::FloatBin { op, ty, mode, d, a, b } => float::exec_bin(op, ty, mode, regs, exec, d, [a, b]),
+            Op::Fma { ty, mode, d, a, b, c } => float::exec_fma(ty, mode, regs, exec, d, [a, b, c]),
             Op::Testp { op, ty, d, a } => {
                 let av = load(regs, a);
                 let bits = lanes_where(|l| float::testp(op, ty, av[l]));
@@ -487,7 +487,7 @@ fn exec_cvt(conv: &Conv, regs: &mut [u64], exec: u32, d: Reg, a: Src) {
         }
         (Ty::F32, Ty::Bf16, _, false, false) => map1(regs, exec, d, a, |x| (x & 0xffff) << 16),
         (Ty::Bf16, Ty::F32, Some(Rnd::Nearest), false, false) => {
-            map1(regs, exec, d, a, |x| Half::Bf16.from_f32(f32::from_bits(x as u32), Rnd::Nearest) as u64)
+            map1(regs, exec, d, a, |x| Half::Bf16.round_f32(f32::from_bits(x as u32), Rnd::Nearest) as u64)
         }
         (Ty::S64, Ty::S32, _, false, _) => map1(regs, exec, d, a, |x| x as u32 as i32 as i64 as u64),
         (Ty::U64, Ty::U32, _, false, _) => map1(regs, exec, d, a, |x| x & 0xffff_ffff),
