@@ -62,12 +62,18 @@ impl VarDecl {
 
 #[derive(Debug)]
 pub enum Stmt {
-    Label { name: String },
+    Label {
+        name: String,
+    },
     Instr(InstrAst),
     /// `{` opening a scope (an inline-asm block); its `.reg` declarations end at the `}`.
     Open,
     Close,
-    Reg { ty: Ty, names: Vec<RegName>, line: u32 },
+    Reg {
+        ty: Ty,
+        names: Vec<RegName>,
+        line: u32,
+    },
     Var(VarDecl),
 }
 
@@ -95,7 +101,10 @@ pub enum Operand {
     Not(String),
     Imm(Literal),
     /// `[base+offset]` where base is a name or absent (`[imm]`).
-    Addr { base: Option<String>, offset: i64 },
+    Addr {
+        base: Option<String>,
+        offset: i64,
+    },
     /// `{a, b, ...}`.
     Vector(Vec<Operand>),
     /// `%r|%p`: a value and a predicate destination.

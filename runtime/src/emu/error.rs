@@ -13,10 +13,19 @@ pub struct ThreadPos {
 pub enum EmuError {
     /// PTX text the parser cannot read.
     #[error("PTX line {line}: {msg}: `{text}`")]
-    Parse { line: u32, text: String, msg: String },
+    Parse {
+        line: u32,
+        text: String,
+        msg: String,
+    },
     /// Well-formed PTX that the emulator does not implement (an opcode, type or modifier).
     #[error("kernel `{kernel}`, PTX line {line}: unsupported {what}: `{text}`")]
-    Unsupported { kernel: String, line: u32, text: String, what: String },
+    Unsupported {
+        kernel: String,
+        line: u32,
+        text: String,
+        what: String,
+    },
     /// A launch the kernel cannot take: unknown kernel, bad geometry, arguments that do not match
     /// the kernel's parameter list.
     #[error("kernel `{kernel}`: {msg}")]
@@ -28,7 +37,13 @@ pub enum EmuError {
         pos.block,
         pos.thread
     )]
-    Runtime { kernel: String, line: u32, text: String, pos: ThreadPos, msg: String },
+    Runtime {
+        kernel: String,
+        line: u32,
+        text: String,
+        pos: ThreadPos,
+        msg: String,
+    },
     /// A host-side memory operation on a pointer that is not a live allocation, or out of range.
     #[error("device memory: {msg}")]
     Memory { msg: String },

@@ -76,7 +76,11 @@ pub fn f64_to_f32_odd(x: f64) -> f32 {
     if x.is_nan() || r as f64 == x {
         return r;
     }
-    let truncated = if (r as f64).abs() > x.abs() { toward_zero(r.to_bits() as u64) as u32 } else { r.to_bits() };
+    let truncated = if (r as f64).abs() > x.abs() {
+        toward_zero(r.to_bits() as u64) as u32
+    } else {
+        r.to_bits()
+    };
     f32::from_bits(truncated | 1)
 }
 
@@ -272,7 +276,11 @@ pub fn int_to_f64_odd(v: i128) -> f64 {
     if f as i128 == v {
         return f;
     }
-    let truncated = if (f as i128).abs() > v.abs() { toward_zero(f.to_bits()) } else { f.to_bits() };
+    let truncated = if (f as i128).abs() > v.abs() {
+        toward_zero(f.to_bits())
+    } else {
+        f.to_bits()
+    };
     f64::from_bits(truncated | 1)
 }
 
@@ -295,10 +303,19 @@ mod tests {
     fn bf16_round_to_nearest_even_and_directed() {
         let bf = Half::Bf16;
         // 1 + 2^-8 is halfway between bf16 1.0 and 1.0078125: ties to even (1.0).
-        assert_eq!(bf.round_f32(f32::from_bits(0x3f80_8000), Rnd::Nearest), 0x3f80);
+        assert_eq!(
+            bf.round_f32(f32::from_bits(0x3f80_8000), Rnd::Nearest),
+            0x3f80
+        );
         // 1.0078125 + 2^-8 is halfway, the even neighbour is above.
-        assert_eq!(bf.round_f32(f32::from_bits(0x3f81_8000), Rnd::Nearest), 0x3f82);
-        assert_eq!(bf.round_f32(f32::from_bits(0x3f80_8001), Rnd::Nearest), 0x3f81);
+        assert_eq!(
+            bf.round_f32(f32::from_bits(0x3f81_8000), Rnd::Nearest),
+            0x3f82
+        );
+        assert_eq!(
+            bf.round_f32(f32::from_bits(0x3f80_8001), Rnd::Nearest),
+            0x3f81
+        );
         assert_eq!(bf.round_f32(f32::from_bits(0x3f80_ffff), Rnd::Zero), 0x3f80);
         assert_eq!(bf.round_f32(f32::from_bits(0xbf80_0001), Rnd::Down), 0xbf81);
         assert_eq!(bf.round_f32(f32::from_bits(0xbf80_0001), Rnd::Up), 0xbf80);

@@ -28,7 +28,11 @@ pub struct LaunchConfig {
 impl LaunchConfig {
     /// A 1-D launch.
     pub fn linear(blocks: u32, threads: u32) -> Self {
-        LaunchConfig { grid: [blocks, 1, 1], block: [threads, 1, 1], dynamic_shared_bytes: 0 }
+        LaunchConfig {
+            grid: [blocks, 1, 1],
+            block: [threads, 1, 1],
+            dynamic_shared_bytes: 0,
+        }
     }
 }
 
@@ -70,7 +74,10 @@ impl Default for Device {
 
 impl Device {
     pub fn new() -> Self {
-        Device { global: GlobalMemory::new(), mapped_modules: HashSet::new() }
+        Device {
+            global: GlobalMemory::new(),
+            mapped_modules: HashSet::new(),
+        }
     }
 
     /// Allocates `bytes` zeroed bytes at a 256-byte aligned address.
@@ -104,7 +111,13 @@ impl Device {
     ) -> Result<LaunchReport, EmuError> {
         let Some(k) = module.kernel(kernel) else {
             let names: Vec<&str> = module.kernels().collect();
-            return Err(launch_error(kernel, format!("no such kernel in the module (it has: {})", names.join(", "))));
+            return Err(launch_error(
+                kernel,
+                format!(
+                    "no such kernel in the module (it has: {})",
+                    names.join(", ")
+                ),
+            ));
         };
         let shared_bytes = check_config(k, &cfg)?;
         let params = pack_args(k, args)?;
@@ -140,7 +153,11 @@ impl Device {
                     };
                     for (w, warp) in (0u32..).zip(warps.iter_mut()) {
                         let lanes = (threads - w * 32).min(32);
-                        let live = if lanes == 32 { u32::MAX } else { (1u32 << lanes) - 1 };
+                        let live = if lanes == 32 {
+                            u32::MAX
+                        } else {
+                            (1u32 << lanes) - 1
+                        };
                         warp.start(w, live, block, &geo);
                     }
                     run_block(&mut env, &mut warps)?;
@@ -149,7 +166,12 @@ impl Device {
         }
         let blocks = cfg.grid.iter().map(|&g| g as u64).product();
         let warp_instructions = counters.by_class.iter().take(CLASS_COUNT).sum();
-        Ok(LaunchReport { warp_instructions, thread_instructions: counters.thread_instructions, blocks, counters })
+        Ok(LaunchReport {
+            warp_instructions,
+            thread_instructions: counters.thread_instructions,
+            blocks,
+            counters,
+        })
     }
 }
 
@@ -176,30 +198,45 @@ fn run_block(env: &mut BlockEnv, warps: &mut [Warp]) -> Result<(), EmuError> {
 }
 
 fn launch_error(kernel: &str, msg: String) -> EmuError {
-    EmuError::Launch { kernel: kernel.to_string(), msg }
+    EmuError::Launch {
+        kernel: kernel.to_string(),
+        msg,
+    }
 }
 
 /// Validates the geometry; returns the block's shared-memory size.
 fn check_config(k: &Kernel, cfg: &LaunchConfig) -> Result<u32, EmuError> {
     let err = |msg: String| Err(launch_error(&k.name, msg));
     if cfg.grid.contains(&0) || cfg.block.contains(&0) {
-        return err(format!("zero-sized launch: grid {:?}, block {:?}", cfg.grid, cfg.block));
+        return err(format!(
+            "zero-sized launch: grid {:?}, block {:?}",
+            cfg.grid, cfg.block
+        ));
     }
     let threads = cfg.block.iter().map(|&b| b as u64).product::<u64>();
     if threads > MAX_THREADS_PER_BLOCK as u64 || cfg.block[2] > 64 {
-        return err(format!("block {:?} exceeds 1024 threads (or 64 in z)", cfg.block));
+        return err(format!(
+            "block {:?} exceeds 1024 threads (or 64 in z)",
+            cfg.block
+        ));
     }
     if cfg.grid[1] > 65535 || cfg.grid[2] > 65535 {
         return err(format!("grid {:?} exceeds 65535 in y or z", cfg.grid));
     }
     if let Some(req) = k.reqntid {
         if req != cfg.block {
-            return err(format!("block {:?} differs from the kernel's .reqntid {:?}", cfg.block, req));
+            return err(format!(
+                "block {:?} differs from the kernel's .reqntid {:?}",
+                cfg.block, req
+            ));
         }
     }
     if let Some(max) = k.maxntid {
         if threads > max.iter().map(|&m| m as u64).product::<u64>() {
-            return err(format!("block {:?} exceeds the kernel's .maxntid {:?}", cfg.block, max));
+            return err(format!(
+                "block {:?} exceeds the kernel's .maxntid {:?}",
+                cfg.block, max
+            ));
         }
     }
     let shared = if cfg.dynamic_shared_bytes == 0 {
@@ -232,7 +269,12 @@ fn pack_args(k: &Kernel, args: &[KernelArg]) -> Result<Vec<u8>, EmuError> {
         let list: Vec<String> = k.params.iter().map(describe_param).collect();
         return Err(launch_error(
             &k.name,
-            format!("takes {} parameters ({}), got {} arguments", k.params.len(), list.join(", "), args.len()),
+            format!(
+                "takes {} parameters ({}), got {} arguments",
+                k.params.len(),
+                list.join(", "),
+                args.len()
+            ),
         ));
     }
     let mut buf = vec![0u8; k.param_bytes as usize];
@@ -240,7 +282,11 @@ fn pack_args(k: &Kernel, args: &[KernelArg]) -> Result<Vec<u8>, EmuError> {
         if !arg_fits(p, arg) {
             return Err(launch_error(
                 &k.name,
-                format!("parameter {i} `{}` is {}, the argument is {arg:?}", p.name, describe_param(p)),
+                format!(
+                    "parameter {i} `{}` is {}, the argument is {arg:?}",
+                    p.name,
+                    describe_param(p)
+                ),
             ));
         }
         let bytes = match arg {

@@ -72,7 +72,10 @@ pub fn tokenize(src: &str) -> Result<Vec<Token<'_>>, (u32, String)> {
             if i >= bytes.len() {
                 return Err((line, "unterminated string".into()));
             }
-            tokens.push(Token { tok: Tok::Str(&src[start..i]), line });
+            tokens.push(Token {
+                tok: Tok::Str(&src[start..i]),
+                line,
+            });
             i += 1;
         } else if c.is_ascii_digit() {
             let start = i;
@@ -91,7 +94,10 @@ pub fn tokenize(src: &str) -> Result<Vec<Token<'_>>, (u32, String)> {
             }
             let text = &src[start..i];
             let lit = parse_number(text).ok_or_else(|| (line, format!("bad number `{text}`")))?;
-            tokens.push(Token { tok: Tok::Num(lit), line });
+            tokens.push(Token {
+                tok: Tok::Num(lit),
+                line,
+            });
         } else if is_word_start(c) {
             let start = i;
             // `::` belongs to the word in cache-hint modifiers such as `.L1::no_allocate`.
@@ -102,9 +108,15 @@ pub fn tokenize(src: &str) -> Result<Vec<Token<'_>>, (u32, String)> {
             {
                 i += 1;
             }
-            tokens.push(Token { tok: Tok::Word(&src[start..i]), line });
+            tokens.push(Token {
+                tok: Tok::Word(&src[start..i]),
+                line,
+            });
         } else if b"[]{}(),;:+-|!@<>=".contains(&c) {
-            tokens.push(Token { tok: Tok::Punct(c as char), line });
+            tokens.push(Token {
+                tok: Tok::Punct(c as char),
+                line,
+            });
             i += 1;
         } else {
             return Err((line, format!("unexpected character `{}`", c as char)));
@@ -151,8 +163,9 @@ mod tests {
 
     #[test]
     fn numbers_and_words() {
-        let toks = tokenize("mov.f32 %f1, 0f3F800000; // c\n add.s64 %rd1, %rd2, -256; 0x3f80U 017 1.5")
-            .unwrap();
+        let toks =
+            tokenize("mov.f32 %f1, 0f3F800000; // c\n add.s64 %rd1, %rd2, -256; 0x3f80U 017 1.5")
+                .unwrap();
         let kinds: Vec<Tok> = toks.iter().map(|t| t.tok).collect();
         assert_eq!(kinds[0], Tok::Word("mov.f32"));
         assert_eq!(kinds[3], Tok::Num(Literal::F32Bits(0x3F80_0000)));

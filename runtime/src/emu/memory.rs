@@ -35,13 +35,20 @@ pub(crate) struct GlobalMemory {
 
 impl GlobalMemory {
     pub fn new() -> Self {
-        GlobalMemory { allocs: Vec::new(), next_base: DEVICE_HEAP_BASE, last: 0 }
+        GlobalMemory {
+            allocs: Vec::new(),
+            next_base: DEVICE_HEAP_BASE,
+            last: 0,
+        }
     }
 
     pub fn alloc(&mut self, bytes: usize) -> u64 {
         let base = self.next_base;
         self.next_base = (base + bytes.max(1) as u64).next_multiple_of(256) + GUARD_BYTES;
-        self.insert(Allocation { base, data: vec![0; bytes] });
+        self.insert(Allocation {
+            base,
+            data: vec![0; bytes],
+        });
         base
     }
 
@@ -62,7 +69,9 @@ impl GlobalMemory {
             self.last = 0;
             Ok(())
         } else {
-            Err(EmuError::Memory { msg: format!("free of {base:#x}, which is not the start of a live allocation") })
+            Err(EmuError::Memory {
+                msg: format!("free of {base:#x}, which is not the start of a live allocation"),
+            })
         }
     }
 
@@ -75,7 +84,10 @@ impl GlobalMemory {
                 return Some((self.last, (addr - a.base) as usize));
             }
         }
-        let at = self.allocs.partition_point(|x| x.base <= addr).checked_sub(1)?;
+        let at = self
+            .allocs
+            .partition_point(|x| x.base <= addr)
+            .checked_sub(1)?;
         let a = &self.allocs[at];
         if end <= a.base + a.data.len() as u64 {
             self.last = at;
@@ -110,12 +122,14 @@ impl GlobalMemory {
                 b.data.len(),
                 b.base
             )),
-            (Some(b), _) if addr - (b.base + b.data.len() as u64) < 1 << 20 => msg.push_str(&format!(
-                ": {} bytes past the end of the {}-byte allocation at {:#x}",
-                addr - (b.base + b.data.len() as u64),
-                b.data.len(),
-                b.base
-            )),
+            (Some(b), _) if addr - (b.base + b.data.len() as u64) < 1 << 20 => {
+                msg.push_str(&format!(
+                    ": {} bytes past the end of the {}-byte allocation at {:#x}",
+                    addr - (b.base + b.data.len() as u64),
+                    b.data.len(),
+                    b.base
+                ))
+            }
             (_, Some(a)) if a.base - addr < 1 << 20 => msg.push_str(&format!(
                 ": {} bytes before the {}-byte allocation at {:#x}",
                 a.base - addr,
@@ -133,14 +147,18 @@ impl GlobalMemory {
                 self.bytes_mut(i, off, bytes.len()).copy_from_slice(bytes);
                 Ok(())
             }
-            None => Err(EmuError::Memory { msg: format!("host write: {}", self.describe_fault(addr, bytes.len())) }),
+            None => Err(EmuError::Memory {
+                msg: format!("host write: {}", self.describe_fault(addr, bytes.len())),
+            }),
         }
     }
 
     pub fn host_read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, EmuError> {
         match self.find(addr, len) {
             Some((i, off)) => Ok(self.bytes_mut(i, off, len).to_vec()),
-            None => Err(EmuError::Memory { msg: format!("host read: {}", self.describe_fault(addr, len)) }),
+            None => Err(EmuError::Memory {
+                msg: format!("host read: {}", self.describe_fault(addr, len)),
+            }),
         }
     }
 
@@ -164,7 +182,9 @@ mod tests {
         assert!(b >= a + 256 + GUARD_BYTES);
         assert!(m.find(a + 8, 2).is_some());
         assert!(m.find(a + 8, 4).is_none());
-        assert!(m.describe_fault(a + 8, 4).contains("runs 2 bytes past the end of the 10-byte allocation"));
+        assert!(m
+            .describe_fault(a + 8, 4)
+            .contains("runs 2 bytes past the end of the 10-byte allocation"));
         assert!(m.find(b + 296, 4).is_some());
         m.free(a).unwrap();
         assert!(m.find(a, 1).is_none());

@@ -57,7 +57,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use counters::Counters;
 pub use error::{EmuError, ThreadPos};
-pub use launch::{Device, KernelArg, LaunchConfig, LaunchReport, MAX_SHARED_BYTES, MAX_THREADS_PER_BLOCK};
+pub use launch::{
+    Device, KernelArg, LaunchConfig, LaunchReport, MAX_SHARED_BYTES, MAX_THREADS_PER_BLOCK,
+};
 pub use memory::DevicePtr;
 pub use program::Class;
 
@@ -80,13 +82,19 @@ impl Module {
     /// the line.
     pub fn parse(ptx: &str) -> Result<Module, EmuError> {
         let ast = parser::parse_module(ptx)?;
-        let id = if ast.variables.iter().any(|v| v.space != types::Space::Shared) {
+        let id = if ast
+            .variables
+            .iter()
+            .any(|v| v.space != types::Space::Shared)
+        {
             let id = NEXT_GLOBALS_SLOT.fetch_add(1, Ordering::Relaxed);
             if id >= MAX_MODULES_WITH_GLOBALS {
                 return Err(EmuError::Parse {
                     line: 0,
                     text: String::new(),
-                    msg: format!("more than {MAX_MODULES_WITH_GLOBALS} modules with .global variables"),
+                    msg: format!(
+                        "more than {MAX_MODULES_WITH_GLOBALS} modules with .global variables"
+                    ),
                 });
             }
             id
@@ -94,7 +102,12 @@ impl Module {
             u64::MAX
         };
         let decoded = decode::decode_module(ptx, &ast, id)?;
-        Ok(Module { id, src: ptx.to_string(), kernels: decoded.kernels, globals: decoded.globals })
+        Ok(Module {
+            id,
+            src: ptx.to_string(),
+            kernels: decoded.kernels,
+            globals: decoded.globals,
+        })
     }
 
     /// Names of the module's kernels, in PTX order.

@@ -14,7 +14,18 @@ fn inputs(seed: u64) -> Vec<f32> {
             rng.uniform() * scale
         })
         .collect();
-    let edges = [0.0f32, -0.0, 1.0, -1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MIN_POSITIVE, 1e-40, f32::MAX];
+    let edges = [
+        0.0f32,
+        -0.0,
+        1.0,
+        -1.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MIN_POSITIVE,
+        1e-40,
+        f32::MAX,
+    ];
     for (i, e) in edges.iter().enumerate() {
         v[i] = *e;
         v[THREADS as usize + (i * 3) % edges.len()] = *e;
@@ -29,7 +40,11 @@ fn next_up(x: f32) -> f32 {
     if x == 0.0 {
         return f32::from_bits(1);
     }
-    f32::from_bits(if x > 0.0 { x.to_bits() + 1 } else { x.to_bits() - 1 })
+    f32::from_bits(if x > 0.0 {
+        x.to_bits() + 1
+    } else {
+        x.to_bits() - 1
+    })
 }
 
 fn next_down(x: f32) -> f32 {
@@ -48,7 +63,11 @@ fn check_directed(what: &str, mode: &str, got: f32, exact: f64) {
     } else {
         (got as f64) >= exact && (next_down(got) as f64) < exact
     };
-    assert!(ok, "{what}.{mode}: got {got:e} ({:#x}) for exact {exact:e}", got.to_bits());
+    assert!(
+        ok,
+        "{what}.{mode}: got {got:e} ({:#x}) for exact {exact:e}",
+        got.to_bits()
+    );
 }
 
 fn same(what: &str, got: f32, want: f32) {
@@ -177,7 +196,10 @@ fn f32_ftz_sat_and_min_max_rules() {
     same("add.ftz subnormal", got[0], 0.0);
     same("add subnormal", got[1], tiny + tiny);
     same("mul.ftz underflow", got[2], 0.0);
-    assert!(got[3] != 0.0 && got[3].is_subnormal(), "mul without ftz keeps the subnormal");
+    assert!(
+        got[3] != 0.0 && got[3].is_subnormal(),
+        "mul without ftz keeps the subnormal"
+    );
     same("add.sat", got[4], 1.0);
     same("sub.sat", got[5], 0.0);
     same("add.sat NaN", got[6], 0.0);
@@ -219,7 +241,10 @@ fn approximate_functions_within_ptx_error() {
         let b = (x[t].abs() + 0.01f32) as f64;
         let got: Vec<f64> = f32s(&out[t]).iter().map(|&v| v as f64).collect();
         let rel = |what: &str, g: f64, w: f64, tol: f64| {
-            assert!((g - w).abs() <= tol * w.abs() + 1e-30, "{what}({a}): got {g}, want {w}");
+            assert!(
+                (g - w).abs() <= tol * w.abs() + 1e-30,
+                "{what}({a}): got {g}, want {w}"
+            );
         };
         // PTX: ex2 2 ulp, lg2 2^-22 abs, rsqrt/rcp 1 ulp, sin/cos 2^-20.9 abs, tanh 2^-10.987 rel.
         rel("ex2", got[0], a.exp2(), 2.5e-7);
@@ -267,7 +292,10 @@ fn f64_arithmetic() {
         assert_eq!(w(3), a / b);
         assert_eq!(w(4), a.abs().sqrt());
         let d = a - b;
-        assert!(w(5).abs() <= d.abs() && (d - w(5)).abs() <= d.abs() * f64::EPSILON, "sub.rz");
+        assert!(
+            w(5).abs() <= d.abs() && (d - w(5)).abs() <= d.abs() * f64::EPSILON,
+            "sub.rz"
+        );
         assert_eq!(w(6), 1.0 / b);
     }
 }
@@ -301,8 +329,13 @@ fn bf16_and_f16_arithmetic() {
 	neg.bf16x2 %r3, %r1;             st.global.u32 [%oa+28], %r3;
 ";
     let mut rng = Rng::new(31);
-    let vals: Vec<f32> = (0..4 * THREADS).map(|_| half::bf16::from_f32(rng.uniform() * 4.0).to_f32()).collect();
-    let input: Vec<u32> = vals.chunks(2).map(|p| bf16(p[0]) as u32 | (bf16(p[1]) as u32) << 16).collect();
+    let vals: Vec<f32> = (0..4 * THREADS)
+        .map(|_| half::bf16::from_f32(rng.uniform() * 4.0).to_f32())
+        .collect();
+    let input: Vec<u32> = vals
+        .chunks(2)
+        .map(|p| bf16(p[0]) as u32 | (bf16(p[1]) as u32) << 16)
+        .collect();
     let out = run(body, 8, THREADS, &input);
     let exact = |x: f64| -> u16 {
         assert_eq!(x as f32 as f64, x, "reference needs an f32-exact value");
@@ -310,7 +343,10 @@ fn bf16_and_f16_arithmetic() {
     };
     for t in 0..THREADS as usize {
         let (h1, h2) = (vals[2 * t] as f64, vals[2 * t + 1] as f64);
-        let (h3, h4) = (vals[2 * (t + THREADS as usize)] as f64, vals[2 * (t + THREADS as usize) + 1] as f64);
+        let (h3, h4) = (
+            vals[2 * (t + THREADS as usize)] as f64,
+            vals[2 * (t + THREADS as usize) + 1] as f64,
+        );
         let o = &out[t];
         let lo = |k: usize| o[k] as u16;
         let hi = |k: usize| (o[k] >> 16) as u16;
@@ -353,5 +389,8 @@ fn bf16_and_f16_arithmetic() {
     assert_eq!((o[1] >> 16) as u16, 0x3C00);
     assert_eq!(o[2] as u16, 0x3C00);
     assert_eq!(o[3] as u16, f16(2.0));
-    assert_eq!((o[3] >> 16) as u16, f16(2.0 * half::f16::from_bits(0x1000).to_f32()));
+    assert_eq!(
+        (o[3] >> 16) as u16,
+        f16(2.0 * half::f16::from_bits(0x1000).to_f32())
+    );
 }

@@ -7,7 +7,20 @@ const THREADS: u32 = 128;
 
 /// Inputs: word `i` is thread i's `a`, word `i + THREADS` its `b`; edge cases first.
 fn inputs() -> Vec<u32> {
-    let edges = [0u32, 1, u32::MAX, i32::MIN as u32, i32::MAX as u32, 31, 32, 33, 0x8000, 0xffff, 2, 64];
+    let edges = [
+        0u32,
+        1,
+        u32::MAX,
+        i32::MIN as u32,
+        i32::MAX as u32,
+        31,
+        32,
+        33,
+        0x8000,
+        0xffff,
+        2,
+        64,
+    ];
     let mut rng = Rng::new(3);
     let mut v: Vec<u32> = (0..2 * THREADS).map(|_| rng.next_u64() as u32).collect();
     for (i, e) in edges.iter().enumerate() {
@@ -21,9 +34,17 @@ fn inputs() -> Vec<u32> {
 
 fn bfe_ref(a: u32, pos: u32, len: u32, signed: bool) -> u32 {
     let mut d = 0u32;
-    let sbit = if !signed || len == 0 { 0 } else { (a >> (pos + len - 1).min(31)) & 1 };
+    let sbit = if !signed || len == 0 {
+        0
+    } else {
+        (a >> (pos + len - 1).min(31)) & 1
+    };
     for i in 0..32 {
-        let bit = if i < len && pos + i <= 31 { (a >> (pos + i)) & 1 } else { sbit };
+        let bit = if i < len && pos + i <= 31 {
+            (a >> (pos + i)) & 1
+        } else {
+            sbit
+        };
         d |= bit << i;
     }
     d
@@ -124,10 +145,18 @@ fn int32_ops_match_reference() {
             a.count_ones(),
             a.leading_zeros(),
             a.reverse_bits(),
-            if a == 0 { u32::MAX } else { 31 - a.leading_zeros() },
+            if a == 0 {
+                u32::MAX
+            } else {
+                31 - a.leading_zeros()
+            },
             {
                 let s = if sa < 0 { !a } else { a };
-                if s == 0 { u32::MAX } else { 31 - s.leading_zeros() }
+                if s == 0 {
+                    u32::MAX
+                } else {
+                    31 - s.leading_zeros()
+                }
             },
             if a == 0 { u32::MAX } else { a.leading_zeros() },
             bfe_ref(a, pos, len, false),
@@ -215,7 +244,10 @@ fn int64_and_int16_ops_match_reference() {
         assert_eq!(out[t][25], x.leading_zeros());
         let w26 = out[t][26];
         assert_eq!(w26 as u16, h1.wrapping_add(h2));
-        assert_eq!((w26 >> 16) as u16, (h1 as i16).wrapping_mul(h2 as i16) as u16);
+        assert_eq!(
+            (w26 >> 16) as u16,
+            (h1 as i16).wrapping_mul(h2 as i16) as u16
+        );
         assert_eq!(out[t][27], h1 as u32 * h2 as u32);
         assert_eq!(out[t][28], (h1 as i16 as i32 * h2 as i16 as i32) as u32);
         assert_eq!(out[t][29] as u16, ((h1 as i16) >> 3) as u16);
@@ -223,7 +255,11 @@ fn int64_and_int16_ops_match_reference() {
         assert_eq!(word(30), x.reverse_bits());
         assert_eq!(word(32), x.wrapping_neg());
         let field = x >> 60;
-        let sext = if field & 0x8 != 0 { field | !0xf } else { field };
+        let sext = if field & 0x8 != 0 {
+            field | !0xf
+        } else {
+            field
+        };
         assert_eq!(word(34), sext, "bfe.s64 past the top replicates bit 63");
     }
 }
@@ -251,7 +287,15 @@ fn prmt_selp_slct() {
         for i in 0..4 {
             let sel = (b >> (4 * i)) & 0xf;
             let byte = bytes[(sel & 7) as usize];
-            let byte = if sel & 8 != 0 { if byte & 0x80 != 0 { 0xff } else { 0 } } else { byte };
+            let byte = if sel & 8 != 0 {
+                if byte & 0x80 != 0 {
+                    0xff
+                } else {
+                    0
+                }
+            } else {
+                byte
+            };
             want |= (byte as u32) << (8 * i);
         }
         assert_eq!(out[t][0], want, "prmt thread {t}");
@@ -259,7 +303,11 @@ fn prmt_selp_slct() {
         assert_eq!(out[t][1], if lt { a } else { b });
         assert_eq!(out[t][2], if b as i32 >= 0 { a } else { b });
         let fb = f32::from_bits(b);
-        assert_eq!(out[t][3], if fb >= 0.0 { a } else { b }, "slct.f32 with {fb}");
+        assert_eq!(
+            out[t][3],
+            if fb >= 0.0 { a } else { b },
+            "slct.f32 with {fb}"
+        );
         assert_eq!(out[t][4], if lt { 7 } else { 9 });
     }
 }

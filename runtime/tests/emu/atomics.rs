@@ -33,17 +33,29 @@ fn contended_global_atomics() {
     let module = Module::parse(&kernel(body, 1)).unwrap();
     let mut dev = Device::new();
     let words = dev.alloc(64);
-    dev.write(words, &to_bytes(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, u32::MAX, 3, 0, 0, 0])).unwrap();
+    dev.write(
+        words,
+        &to_bytes(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, u32::MAX, 3, 0, 0, 0]),
+    )
+    .unwrap();
     let out = dev.alloc(1024 * 4);
     let report = dev
-        .launch(&module, "k", LaunchConfig::linear(4, 256), &[KernelArg::Ptr(out), KernelArg::Ptr(words)])
+        .launch(
+            &module,
+            "k",
+            LaunchConfig::linear(4, 256),
+            &[KernelArg::Ptr(out), KernelArg::Ptr(words)],
+        )
         .unwrap();
     let w = from_bytes(&dev.read(words, 64).unwrap());
     assert_eq!(w[0], 1024);
     assert_eq!(f32::from_bits(w[1]), (0..1024).sum::<u32>() as f32);
     assert_eq!(w[2], 1023);
     assert_eq!(w[3] as i32, -1023);
-    assert_eq!(w[4], 1023, "sequential order: the last thread's exchange wins");
+    assert_eq!(
+        w[4], 1023,
+        "sequential order: the last thread's exchange wins"
+    );
     assert_eq!(w[5], u32::MAX);
     assert_eq!(w[6], (0..1024).fold(0, |a, b| a ^ b));
     assert_eq!(w[7], 1024 % 100, "inc wraps at 99");
@@ -54,7 +66,11 @@ fn contended_global_atomics() {
     assert_eq!(w[12], dec);
     let mut old = from_bytes(&dev.read(out, 1024 * 4).unwrap());
     old.sort_unstable();
-    assert_eq!(old, (0..1024).collect::<Vec<u32>>(), "each thread saw a distinct old value");
+    assert_eq!(
+        old,
+        (0..1024).collect::<Vec<u32>>(),
+        "each thread saw a distinct old value"
+    );
     assert_eq!(report.counters.atomic_requests, 32 * 12);
 }
 

@@ -27,7 +27,13 @@ pub struct Outcome {
 
 /// Runs `body` on `threads` threads in blocks of `block` threads with input words `input`
 /// (padded with zeros to one word per thread).
-pub fn try_run(body: &str, slots: u32, threads: u32, block: u32, input: &[u32]) -> Result<Outcome, EmuError> {
+pub fn try_run(
+    body: &str,
+    slots: u32,
+    threads: u32,
+    block: u32,
+    input: &[u32],
+) -> Result<Outcome, EmuError> {
     let module = Module::parse(&kernel(body, slots))?;
     let mut dev = Device::new();
     let n_in = input.len().max(threads as usize);
@@ -37,9 +43,17 @@ pub fn try_run(body: &str, slots: u32, threads: u32, block: u32, input: &[u32]) 
     dev.write(in_ptr, &to_bytes(&words))?;
     let out_ptr = dev.alloc((threads * slots * 4) as usize);
     let cfg = LaunchConfig::linear(threads.div_ceil(block), block);
-    let report = dev.launch(&module, "k", cfg, &[KernelArg::Ptr(out_ptr), KernelArg::Ptr(in_ptr)])?;
+    let report = dev.launch(
+        &module,
+        "k",
+        cfg,
+        &[KernelArg::Ptr(out_ptr), KernelArg::Ptr(in_ptr)],
+    )?;
     let out = from_bytes(&dev.read(out_ptr, (threads * slots * 4) as usize)?);
-    Ok(Outcome { out: out.chunks(slots as usize).map(|c| c.to_vec()).collect(), report })
+    Ok(Outcome {
+        out: out.chunks(slots as usize).map(|c| c.to_vec()).collect(),
+        report,
+    })
 }
 
 pub fn run(body: &str, slots: u32, threads: u32, input: &[u32]) -> Vec<Vec<u32>> {
@@ -59,7 +73,10 @@ pub fn to_bytes(words: &[u32]) -> Vec<u8> {
 }
 
 pub fn from_bytes(bytes: &[u8]) -> Vec<u32> {
-    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 pub fn f32s(words: &[u32]) -> Vec<f32> {

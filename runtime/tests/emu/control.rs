@@ -8,10 +8,17 @@ use crate::common::{bits, from_bytes, run, HEADER};
 #[test]
 fn setp_all_comparisons() {
     // Each comparison writes one bit of the result word.
-    let float_cmps = ["eq", "ne", "lt", "le", "gt", "ge", "equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan"];
-    let mut body = String::from("\tld.global.f32 %f1, [%ia];\n\tld.global.f32 %f2, [%ia+256];\n\tmov.u32 %r1, 0;\n");
+    let float_cmps = [
+        "eq", "ne", "lt", "le", "gt", "ge", "equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan",
+    ];
+    let mut body = String::from(
+        "\tld.global.f32 %f1, [%ia];\n\tld.global.f32 %f2, [%ia+256];\n\tmov.u32 %r1, 0;\n",
+    );
     for (i, c) in float_cmps.iter().enumerate() {
-        body += &format!("\tsetp.{c}.f32 %p1, %f1, %f2;\n\tselp.u32 %r2, {}, 0, %p1;\n\tor.b32 %r1, %r1, %r2;\n", 1u32 << i);
+        body += &format!(
+            "\tsetp.{c}.f32 %p1, %f1, %f2;\n\tselp.u32 %r2, {}, 0, %p1;\n\tor.b32 %r1, %r1, %r2;\n",
+            1u32 << i
+        );
     }
     let int_cmps = ["eq", "ne", "lt", "le", "gt", "ge"];
     for (i, c) in int_cmps.iter().enumerate() {
@@ -23,7 +30,16 @@ fn setp_all_comparisons() {
         );
     }
     body += "\tst.global.u32 [%oa], %r1;\n";
-    let pairs = [(1.0f32, 2.0f32), (2.0, 1.0), (1.0, 1.0), (f32::NAN, 1.0), (1.0, f32::NAN), (-0.0, 0.0), (-1.0, 3.0), (f32::NEG_INFINITY, -1.0)];
+    let pairs = [
+        (1.0f32, 2.0f32),
+        (2.0, 1.0),
+        (1.0, 1.0),
+        (f32::NAN, 1.0),
+        (1.0, f32::NAN),
+        (-0.0, 0.0),
+        (-1.0, 3.0),
+        (f32::NEG_INFINITY, -1.0),
+    ];
     let mut input = vec![0u32; 128];
     for (i, (a, b)) in pairs.iter().enumerate() {
         input[i] = a.to_bits();
@@ -33,7 +49,22 @@ fn setp_all_comparisons() {
     for (t, (a, b)) in pairs.iter().enumerate() {
         let (a, b) = (*a, *b);
         let u = a.is_nan() || b.is_nan();
-        let fw = [a == b, a != b && !u, a < b, a <= b, a > b, a >= b, u || a == b, a != b, u || a < b, u || a <= b, u || a > b, u || a >= b, !u, u];
+        let fw = [
+            a == b,
+            a != b && !u,
+            a < b,
+            a <= b,
+            a > b,
+            a >= b,
+            u || a == b,
+            a != b,
+            u || a < b,
+            u || a <= b,
+            u || a > b,
+            u || a >= b,
+            !u,
+            u,
+        ];
         let (x, y) = (a.to_bits(), b.to_bits());
         let (sx, sy) = (x as i32, y as i32);
         let sw = [sx == sy, sx != sy, sx < sy, sx <= sy, sx > sy, sx >= sy];
@@ -45,7 +76,11 @@ fn setp_all_comparisons() {
         for i in 0..6 {
             want |= (sw[i] as u32) << (14 + i) | (uw[i] as u32) << (20 + i);
         }
-        assert_eq!(out[t][0], want, "comparisons of {a} and {b}: got {:#b}, want {want:#b}", out[t][0]);
+        assert_eq!(
+            out[t][0], want,
+            "comparisons of {a} and {b}: got {:#b}, want {want:#b}",
+            out[t][0]
+        );
     }
 }
 
@@ -129,7 +164,10 @@ $JOIN:
     for (t, o) in out.iter().enumerate() {
         let l = (t % 32) as i32;
         assert_eq!(o[0] as i32, x(l));
-        assert_eq!(o[1] as i32, total, "warp sum after reconvergence, thread {t}");
+        assert_eq!(
+            o[1] as i32, total,
+            "warp sum after reconvergence, thread {t}"
+        );
     }
 }
 
@@ -257,8 +295,14 @@ fn special_registers_over_a_3d_grid() {
     let (grid, block) = ([3u32, 2, 2], [5u32, 4, 3]);
     let threads = grid.iter().product::<u32>() * block.iter().product::<u32>();
     let out = dev.alloc(threads as usize * 64);
-    let cfg = LaunchConfig { grid, block, dynamic_shared_bytes: 0 };
-    let report = dev.launch(&module, "sregs", cfg, &[KernelArg::Ptr(out)]).unwrap();
+    let cfg = LaunchConfig {
+        grid,
+        block,
+        dynamic_shared_bytes: 0,
+    };
+    let report = dev
+        .launch(&module, "sregs", cfg, &[KernelArg::Ptr(out)])
+        .unwrap();
     assert_eq!(report.blocks, 12);
     let words = from_bytes(&dev.read(out, threads as usize * 64).unwrap());
     let mut seen = 0;
@@ -272,7 +316,24 @@ fn special_registers_over_a_3d_grid() {
                             let t = (tz * 4 + ty) * 5 + tx;
                             let g = b * 60 + t;
                             let w = &words[g as usize * 16..g as usize * 16 + 16];
-                            let want = [tx, ty, tz, 5, 4, 3, bx, by, bz, 3, 2, 2, t % 32, t / 32, (1u32 << (t % 32)) - 1, g];
+                            let want = [
+                                tx,
+                                ty,
+                                tz,
+                                5,
+                                4,
+                                3,
+                                bx,
+                                by,
+                                bz,
+                                3,
+                                2,
+                                2,
+                                t % 32,
+                                t / 32,
+                                (1u32 << (t % 32)) - 1,
+                                g,
+                            ];
                             assert_eq!(w, want, "block ({bx},{by},{bz}) thread ({tx},{ty},{tz})");
                             seen += 1;
                         }

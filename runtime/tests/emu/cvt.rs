@@ -25,21 +25,81 @@ fn f32_to_bf16_and_f16() {
 ";
     let cases: Vec<(u32, [u16; 4], [u16; 2])> = vec![
         // value bits, bf16 [rn, rz, rm, rp], f16 [rn, rz]
-        (0x3f80_8000, [0x3f80, 0x3f80, 0x3f80, 0x3f81], [0x3c04, 0x3c04]),
-        (0x3f81_8000, [0x3f82, 0x3f81, 0x3f81, 0x3f82], [0x3c0c, 0x3c0c]),
-        (0x3f80_8001, [0x3f81, 0x3f80, 0x3f80, 0x3f81], [0x3c04, 0x3c04]),
-        (0x3f80_1001, [0x3f80, 0x3f80, 0x3f80, 0x3f81], [0x3c01, 0x3c00]),
-        (0x3f80_1000, [0x3f80, 0x3f80, 0x3f80, 0x3f81], [0x3c00, 0x3c00]),
-        (0x3f80_3000, [0x3f80, 0x3f80, 0x3f80, 0x3f81], [0x3c02, 0x3c01]),
-        (0xbf80_8001, [0xbf81, 0xbf80, 0xbf81, 0xbf80], [0xbc04, 0xbc04]),
-        (0x7fc0_0000, [0x7fff, 0x7fff, 0x7fff, 0x7fff], [0x7fff, 0x7fff]),
-        (0xffc0_1234, [0x7fff, 0x7fff, 0x7fff, 0x7fff], [0x7fff, 0x7fff]),
-        (0x7f80_0000, [0x7f80, 0x7f80, 0x7f80, 0x7f80], [0x7c00, 0x7c00]),
-        (0x8000_0000, [0x8000, 0x8000, 0x8000, 0x8000], [0x8000, 0x8000]),
-        (f32::MAX.to_bits(), [0x7f80, 0x7f7f, 0x7f7f, 0x7f80], [0x7c00, 0x7bff]),
-        (65520f32.to_bits(), [0x4780, 0x477f, 0x477f, 0x4780], [0x7c00, 0x7bff]),
-        (1e-8f32.to_bits(), [0x322c, 0x322b, 0x322b, 0x322c], [0x0000, 0x0000]),
-        (1.0000001e-5f32.to_bits(), [0x3728, 0x3727, 0x3727, 0x3728], [0x00a8, 0x00a7]),
+        (
+            0x3f80_8000,
+            [0x3f80, 0x3f80, 0x3f80, 0x3f81],
+            [0x3c04, 0x3c04],
+        ),
+        (
+            0x3f81_8000,
+            [0x3f82, 0x3f81, 0x3f81, 0x3f82],
+            [0x3c0c, 0x3c0c],
+        ),
+        (
+            0x3f80_8001,
+            [0x3f81, 0x3f80, 0x3f80, 0x3f81],
+            [0x3c04, 0x3c04],
+        ),
+        (
+            0x3f80_1001,
+            [0x3f80, 0x3f80, 0x3f80, 0x3f81],
+            [0x3c01, 0x3c00],
+        ),
+        (
+            0x3f80_1000,
+            [0x3f80, 0x3f80, 0x3f80, 0x3f81],
+            [0x3c00, 0x3c00],
+        ),
+        (
+            0x3f80_3000,
+            [0x3f80, 0x3f80, 0x3f80, 0x3f81],
+            [0x3c02, 0x3c01],
+        ),
+        (
+            0xbf80_8001,
+            [0xbf81, 0xbf80, 0xbf81, 0xbf80],
+            [0xbc04, 0xbc04],
+        ),
+        (
+            0x7fc0_0000,
+            [0x7fff, 0x7fff, 0x7fff, 0x7fff],
+            [0x7fff, 0x7fff],
+        ),
+        (
+            0xffc0_1234,
+            [0x7fff, 0x7fff, 0x7fff, 0x7fff],
+            [0x7fff, 0x7fff],
+        ),
+        (
+            0x7f80_0000,
+            [0x7f80, 0x7f80, 0x7f80, 0x7f80],
+            [0x7c00, 0x7c00],
+        ),
+        (
+            0x8000_0000,
+            [0x8000, 0x8000, 0x8000, 0x8000],
+            [0x8000, 0x8000],
+        ),
+        (
+            f32::MAX.to_bits(),
+            [0x7f80, 0x7f7f, 0x7f7f, 0x7f80],
+            [0x7c00, 0x7bff],
+        ),
+        (
+            65520f32.to_bits(),
+            [0x4780, 0x477f, 0x477f, 0x4780],
+            [0x7c00, 0x7bff],
+        ),
+        (
+            1e-8f32.to_bits(),
+            [0x322c, 0x322b, 0x322b, 0x322c],
+            [0x0000, 0x0000],
+        ),
+        (
+            1.0000001e-5f32.to_bits(),
+            [0x3728, 0x3727, 0x3727, 0x3728],
+            [0x00a8, 0x00a7],
+        ),
     ];
     let input: Vec<u32> = cases.iter().map(|c| c.0).collect();
     let out = run(body, 4, cases.len() as u32, &input);
@@ -53,9 +113,17 @@ fn f32_to_bf16_and_f16() {
             assert_eq!(word16(got, 4 + k), *want, "f16 mode {k} of {what}");
         }
         let back = f32::from_bits(got[3]);
-        assert_eq!(back.to_bits(), (bf[0] as u32) << 16, "inline-asm bf16 round trip of {what}");
+        assert_eq!(
+            back.to_bits(),
+            (bf[0] as u32) << 16,
+            "inline-asm bf16 round trip of {what}"
+        );
         if !f32::from_bits(*x).is_nan() {
-            assert_eq!(half::bf16::from_f32(f32::from_bits(*x)).to_bits(), bf[0], "half crate agrees on {what}");
+            assert_eq!(
+                half::bf16::from_f32(f32::from_bits(*x)).to_bits(),
+                bf[0],
+                "half crate agrees on {what}"
+            );
         }
     }
 }
@@ -86,11 +154,21 @@ fn half_to_f32_and_packing() {
 	st.global.u16 [%oa+32], %h6;
 ";
     let o = run1(body, 9);
-    assert_eq!(f32::from_bits(o[0]), 2f32.powi(-24), "f16 smallest subnormal");
+    assert_eq!(
+        f32::from_bits(o[0]),
+        2f32.powi(-24),
+        "f16 smallest subnormal"
+    );
     assert_eq!(f32::from_bits(o[1]), half::bf16::from_bits(0xC049).to_f32());
-    assert_eq!(o[2], 0x3f80_c000, "cvt.rn.bf16x2.f32 puts the first source in the upper half");
+    assert_eq!(
+        o[2], 0x3f80_c000,
+        "cvt.rn.bf16x2.f32 puts the first source in the upper half"
+    );
     assert_eq!(o[3], 0x3c00_c000);
-    assert_eq!(o[4], 0xc000_3c00, "unpack: first destination takes the low half");
+    assert_eq!(
+        o[4], 0xc000_3c00,
+        "unpack: first destination takes the low half"
+    );
     assert_eq!(o[5] as u16, 0x3c00, "sink destination");
     assert_eq!(o[6], 0);
     assert_eq!(o[7], 0xc000_c000);
@@ -115,7 +193,20 @@ fn float_to_int_roundings_and_saturation() {
 	cvt.sat.f32.f32 %f2, %f1;   st.global.f32 [%oa+48], %f2;
 	cvt.ftz.f32.f32 %f2, %f1;   st.global.f32 [%oa+52], %f2;
 ";
-    let xs = [2.5f32, -2.5, 3.7, -3.7, 0.5, f32::NAN, 1e10, -1e10, 300.0, 1e-40, -0.2, 1e19];
+    let xs = [
+        2.5f32,
+        -2.5,
+        3.7,
+        -3.7,
+        0.5,
+        f32::NAN,
+        1e10,
+        -1e10,
+        300.0,
+        1e-40,
+        -0.2,
+        1e19,
+    ];
     let out = run(body, 14, xs.len() as u32, &bits(&xs));
     for (t, &x) in xs.iter().enumerate() {
         let o = &out[t];
@@ -131,19 +222,44 @@ fn float_to_int_roundings_and_saturation() {
         assert_eq!(o[1] as i32 as i64, sat(xf.trunc()), "rzi {x}");
         assert_eq!(o[2] as i32 as i64, sat(xf.floor()), "rmi {x}");
         assert_eq!(o[3] as i32 as i64, sat(xf.ceil()), "rpi {x}");
-        let u = if x.is_nan() { 0 } else { xf.trunc().clamp(0.0, u32::MAX as f64) as u32 };
+        let u = if x.is_nan() {
+            0
+        } else {
+            xf.trunc().clamp(0.0, u32::MAX as f64) as u32
+        };
         assert_eq!(o[4], u, "rzi.u32 {x}");
-        let s64 = if x.is_nan() { 0 } else { xf.round_ties_even().clamp(i64::MIN as f64, i64::MAX as f64) as i64 };
-        assert_eq!((o[6] as u64 | (o[7] as u64) << 32) as i64, s64, "rni.s64 {x}");
-        let u8v = if x.is_nan() { 0 } else { xf.trunc().clamp(0.0, 255.0) as u16 };
+        let s64 = if x.is_nan() {
+            0
+        } else {
+            xf.round_ties_even().clamp(i64::MIN as f64, i64::MAX as f64) as i64
+        };
+        assert_eq!(
+            (o[6] as u64 | (o[7] as u64) << 32) as i64,
+            s64,
+            "rni.s64 {x}"
+        );
+        let u8v = if x.is_nan() {
+            0
+        } else {
+            xf.trunc().clamp(0.0, 255.0) as u16
+        };
         assert_eq!(o[5] as u16, u8v, "rzi.u8 {x}");
         let f = |k: usize| f32::from_bits(o[k]);
-        let same = |g: f32, w: f32, what: &str| assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{what} {x}: {g} vs {w}");
+        let same = |g: f32, w: f32, what: &str| {
+            assert!(
+                g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                "{what} {x}: {g} vs {w}"
+            )
+        };
         same(f(8), x.round_ties_even(), "rni.f32");
         same(f(9), x.trunc(), "rzi.f32");
         same(f(10), x.floor(), "rmi.f32");
         same(f(11), x.ceil(), "rpi.f32");
-        same(f(12), if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }, "sat");
+        same(
+            f(12),
+            if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) },
+            "sat",
+        );
         same(f(13), if x.is_subnormal() { 0.0 } else { x }, "ftz");
     }
 }
@@ -169,18 +285,33 @@ fn int_to_float_roundings() {
 	cvt.rz.f32.f64 %f1, %fd2;   st.global.f32 [%oa+44], %f1;
 	cvt.rn.f32.f64 %f1, %fd2;   st.global.f32 [%oa+48], %f1;
 ";
-    let xs: [u32; 6] = [(1 << 24) + 1, (1 << 24) + 3, (-(1i32 << 24) - 1) as u32, 7, u32::MAX, 0x7fff_ffff];
+    let xs: [u32; 6] = [
+        (1 << 24) + 1,
+        (1 << 24) + 3,
+        (-(1i32 << 24) - 1) as u32,
+        7,
+        u32::MAX,
+        0x7fff_ffff,
+    ];
     let out = run(body, 14, xs.len() as u32, &xs);
     for (t, &x) in xs.iter().enumerate() {
         let o = &out[t];
         let f = |k: usize| f32::from_bits(o[k]);
         let s = x as i32 as i64;
         let near = s as f32;
-        let (lo, hi) = if near as i64 > s { (f32::from_bits(near.to_bits() - 1), near) } else { (near, near) };
+        let (lo, hi) = if near as i64 > s {
+            (f32::from_bits(near.to_bits() - 1), near)
+        } else {
+            (near, near)
+        };
         let (down, up) = if near as i64 == s {
             (near, near)
         } else if near as i64 > s {
-            if near > 0.0 { (lo, hi) } else { (f32::from_bits(near.to_bits() + 1), near) }
+            if near > 0.0 {
+                (lo, hi)
+            } else {
+                (f32::from_bits(near.to_bits() + 1), near)
+            }
         } else if near > 0.0 {
             (near, f32::from_bits(near.to_bits() + 1))
         } else {
@@ -193,14 +324,26 @@ fn int_to_float_roundings() {
         assert_eq!(f(4), x as f32, "rn u32 {x}");
         let big = (x as u64) << 20;
         assert_eq!(f(5), big as f32, "rn u64");
-        let up64 = if (big as f32) as u64 >= big { big as f32 } else { f32::from_bits((big as f32).to_bits() + 1) };
+        let up64 = if (big as f32) as u64 >= big {
+            big as f32
+        } else {
+            f32::from_bits((big as f32).to_bits() + 1)
+        };
         assert_eq!(f(6), up64, "rp u64");
         assert_eq!(f64::from_bits(o[8] as u64 | (o[9] as u64) << 32), s as f64);
-        assert_eq!(o[7] as u16, half::bf16::from_f32(s as f32).to_bits(), "s32 to bf16 of {s}");
+        assert_eq!(
+            o[7] as u16,
+            half::bf16::from_f32(s as f32).to_bits(),
+            "s32 to bf16 of {s}"
+        );
         assert_eq!(f(10), s as f32);
         let v = (s as f32) as f64 * 0.1;
         assert_eq!(f(12), v as f32, "f64 -> f32 rn");
-        let rz = if (v as f32 as f64).abs() > v.abs() { f32::from_bits((v as f32).to_bits() - 1) } else { v as f32 };
+        let rz = if (v as f32 as f64).abs() > v.abs() {
+            f32::from_bits((v as f32).to_bits() - 1)
+        } else {
+            v as f32
+        };
         assert_eq!(f(11), rz, "f64 -> f32 rz");
     }
 }

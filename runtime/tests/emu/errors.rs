@@ -14,7 +14,10 @@ fn parse_error(body: &str) -> EmuError {
 }
 
 fn line_of(src: &str, needle: &str) -> u32 {
-    src.lines().position(|l| l.contains(needle)).expect("needle in source") as u32 + 1
+    src.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in source") as u32
+        + 1
 }
 
 #[test]
@@ -35,7 +38,12 @@ fn unsupported_instructions_name_the_line() {
         let err = parse_error(body);
         let msg = err.to_string();
         match err {
-            EmuError::Unsupported { kernel, line, text, what: w } => {
+            EmuError::Unsupported {
+                kernel,
+                line,
+                text,
+                what: w,
+            } => {
                 assert_eq!(kernel, "k");
                 assert_eq!(line, line_of(&src, body.trim()), "{msg}");
                 assert_eq!(text, body.trim());
@@ -77,14 +85,31 @@ fn launch_argument_and_geometry_errors() {
     let cfg = LaunchConfig::linear(1, 32);
     let msg = |r: Result<_, EmuError>| r.expect_err("launch should fail").to_string();
     let m = msg(dev.launch(&module, "k", cfg, &[KernelArg::Ptr(p)]));
-    assert!(m.contains("kernel `k`") && m.contains("takes 2 parameters (.u64, .u64), got 1 arguments"), "{m}");
+    assert!(
+        m.contains("kernel `k`") && m.contains("takes 2 parameters (.u64, .u64), got 1 arguments"),
+        "{m}"
+    );
     let m = msg(dev.launch(&module, "k", cfg, &[KernelArg::Ptr(p), KernelArg::U32(3)]));
-    assert!(m.contains("parameter 1 `p_in` is .u64, the argument is U32(3)"), "{m}");
+    assert!(
+        m.contains("parameter 1 `p_in` is .u64, the argument is U32(3)"),
+        "{m}"
+    );
     let m = msg(dev.launch(&module, "nope", cfg, &[]));
-    assert!(m.contains("no such kernel") && m.contains("it has: k"), "{m}");
-    let m = msg(dev.launch(&module, "k", LaunchConfig::linear(1, 2048), &[KernelArg::Ptr(p), KernelArg::Ptr(p)]));
+    assert!(
+        m.contains("no such kernel") && m.contains("it has: k"),
+        "{m}"
+    );
+    let m = msg(dev.launch(
+        &module,
+        "k",
+        LaunchConfig::linear(1, 2048),
+        &[KernelArg::Ptr(p), KernelArg::Ptr(p)],
+    ));
     assert!(m.contains("exceeds 1024 threads"), "{m}");
-    let big = LaunchConfig { dynamic_shared_bytes: 300 * 1024, ..cfg };
+    let big = LaunchConfig {
+        dynamic_shared_bytes: 300 * 1024,
+        ..cfg
+    };
     let m = msg(dev.launch(&module, "k", big, &[KernelArg::Ptr(p), KernelArg::Ptr(p)]));
     assert!(m.contains("shared memory"), "{m}");
 }
@@ -94,8 +119,12 @@ fn reqntid_is_enforced() {
     let src = format!("{HEADER}.visible .entry k()\n.reqntid 64, 1, 1\n{{\n\tret;\n}}\n");
     let module = Module::parse(&src).unwrap();
     let mut dev = Device::new();
-    assert!(dev.launch(&module, "k", LaunchConfig::linear(1, 64), &[]).is_ok());
-    let err = dev.launch(&module, "k", LaunchConfig::linear(1, 32), &[]).unwrap_err();
+    assert!(dev
+        .launch(&module, "k", LaunchConfig::linear(1, 64), &[])
+        .is_ok());
+    let err = dev
+        .launch(&module, "k", LaunchConfig::linear(1, 32), &[])
+        .unwrap_err();
     assert!(err.to_string().contains(".reqntid [64, 1, 1]"), "{err}");
 }
 
@@ -123,7 +152,9 @@ fn inline_asm_scopes_shadow_and_end() {
     assert_eq!(run1(body, 4), vec![101, 6, 0x3f80_0000, 0x3f80]);
     // A scoped register is gone after its block.
     match parse_error("\t{ .reg .b32 %inner; mov.u32 %inner, 1; }\n\tmov.u32 %r1, %inner;") {
-        EmuError::Parse { msg, .. } => assert!(msg.contains("undeclared register `%inner`"), "{msg}"),
+        EmuError::Parse { msg, .. } => {
+            assert!(msg.contains("undeclared register `%inner`"), "{msg}")
+        }
         other => panic!("{other}"),
     }
 }

@@ -67,14 +67,28 @@ fn vector_and_subword_accesses() {
 ";
     let input = [0x8433_2211u32, 0xF123_4567, 0x3f80_0000, 0xC000_0000];
     let out = run(body, 16, 1, &input).remove(0);
-    assert_eq!(&out[..4], &[0xC000_0000, 0x3f80_0000, 0xF123_4567, 0x8433_2211]);
+    assert_eq!(
+        &out[..4],
+        &[0xC000_0000, 0x3f80_0000, 0xF123_4567, 0x8433_2211]
+    );
     assert_eq!(&out[4..6], &[0xC000_0000, 0x3f80_0000]);
     assert_eq!(&out[6..8], &[0xF123_4567, 0xC000_0000]);
     assert_eq!(out[8], 0xFFFF_FF84, "ld.s8 sign-extends");
     assert_eq!(out[9], 0x84, "ld.u8 zero-extends");
-    assert_eq!(out[10] as u64 | (out[11] as u64) << 32, 0xFFFF_FFFF_FFFF_F123, "ld.s16 into a 64-bit register");
-    assert_eq!(out[12], 0x5A84_F123, "st.u16, st.u8 of a register and of an immediate");
-    assert_eq!(out[14] as u64 | (out[15] as u64) << 32, 0xFFFF_FFFF_C000_0000, "ld.s32 into a 64-bit register");
+    assert_eq!(
+        out[10] as u64 | (out[11] as u64) << 32,
+        0xFFFF_FFFF_FFFF_F123,
+        "ld.s16 into a 64-bit register"
+    );
+    assert_eq!(
+        out[12], 0x5A84_F123,
+        "st.u16, st.u8 of a register and of an immediate"
+    );
+    assert_eq!(
+        out[14] as u64 | (out[15] as u64) << 32,
+        0xFFFF_FFFF_C000_0000,
+        "ld.s32 into a 64-bit register"
+    );
 }
 
 #[test]
@@ -109,16 +123,29 @@ fn dynamic_shared_memory_follows_static() {
     let module = Module::parse(&ptx).unwrap();
     let mut dev = Device::new();
     let out = dev.alloc(64 * 16);
-    let cfg = LaunchConfig { grid: [1, 1, 1], block: [64, 1, 1], dynamic_shared_bytes: 256 };
-    dev.launch(&module, "k", cfg, &[KernelArg::Ptr(out)]).unwrap();
+    let cfg = LaunchConfig {
+        grid: [1, 1, 1],
+        block: [64, 1, 1],
+        dynamic_shared_bytes: 256,
+    };
+    dev.launch(&module, "k", cfg, &[KernelArg::Ptr(out)])
+        .unwrap();
     let w = from_bytes(&dev.read(out, 64 * 16).unwrap());
     for t in 0..64 {
         assert_eq!(&w[t * 4..t * 4 + 4], &[1, 99, 256, 16], "thread {t}");
     }
     // Dynamic shared memory beyond what was asked for is out of range.
-    let small = LaunchConfig { dynamic_shared_bytes: 128, ..cfg };
-    let err = dev.launch(&module, "k", small, &[KernelArg::Ptr(out)]).unwrap_err();
-    assert!(err.to_string().contains("out-of-range shared access"), "{err}");
+    let small = LaunchConfig {
+        dynamic_shared_bytes: 128,
+        ..cfg
+    };
+    let err = dev
+        .launch(&module, "k", small, &[KernelArg::Ptr(out)])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("out-of-range shared access"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,7 +183,10 @@ $FILL:
 ";
     let out = run(body, 4, 40, &[]);
     for t in 0..40u32 {
-        assert_eq!(out[t as usize], vec![t * 100 + 7, t * 100 + 1, t * 100 + 7, t * 100 + 7]);
+        assert_eq!(
+            out[t as usize],
+            vec![t * 100 + 7, t * 100 + 1, t * 100 + 7, t * 100 + 7]
+        );
     }
 }
 
@@ -198,20 +228,44 @@ fn struct_parameter_and_module_globals() {
     s.extend_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
     let args = [KernelArg::Ptr(out), KernelArg::Bytes(s)];
     for launch in 0..3u32 {
-        dev.launch(&module, "k", LaunchConfig::linear(1, 1), &args).unwrap();
+        dev.launch(&module, "k", LaunchConfig::linear(1, 1), &args)
+            .unwrap();
         let w = from_bytes(&dev.read(out, 24).unwrap());
-        assert_eq!(w, vec![7, 2.5f32.to_bits(), 0x5566_7788, 0x1122_3344, 0x0807_0605, launch]);
+        assert_eq!(
+            w,
+            vec![
+                7,
+                2.5f32.to_bits(),
+                0x5566_7788,
+                0x1122_3344,
+                0x0807_0605,
+                launch
+            ]
+        );
     }
     // A second device maps its own copy of the module's variables.
     let mut other = Device::new();
     let out2 = other.alloc(24);
-    other.launch(&module, "k", LaunchConfig::linear(1, 1), &[KernelArg::Ptr(out2), args[1].clone()]).unwrap();
+    other
+        .launch(
+            &module,
+            "k",
+            LaunchConfig::linear(1, 1),
+            &[KernelArg::Ptr(out2), args[1].clone()],
+        )
+        .unwrap();
     assert_eq!(from_bytes(&other.read(out2, 24).unwrap())[5], 0);
 }
 
 fn runtime_error(err: EmuError) -> (u32, String, [u32; 3], [u32; 3], String) {
     match err {
-        EmuError::Runtime { line, text, pos, msg, .. } => (line, text, pos.block, pos.thread, msg),
+        EmuError::Runtime {
+            line,
+            text,
+            pos,
+            msg,
+            ..
+        } => (line, text, pos.block, pos.thread, msg),
         other => panic!("expected a runtime error, got {other}"),
     }
 }
@@ -229,7 +283,12 @@ fn out_of_bounds_global_access_names_kernel_line_block_thread() {
     let input = dev.alloc(40 * 4);
     let out = dev.alloc(64 * 4);
     let err = dev
-        .launch(&module, "k", LaunchConfig::linear(2, 32), &[KernelArg::Ptr(out), KernelArg::Ptr(input)])
+        .launch(
+            &module,
+            "k",
+            LaunchConfig::linear(2, 32),
+            &[KernelArg::Ptr(out), KernelArg::Ptr(input)],
+        )
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("kernel `k`"), "{text}");
@@ -238,12 +297,20 @@ fn out_of_bounds_global_access_names_kernel_line_block_thread() {
     assert!(line > 10, "line {line}");
     assert_eq!(block, [1, 0, 0]);
     assert_eq!(thread, [8, 0, 0]);
-    assert!(msg.contains("out-of-bounds global access of 4 bytes") && msg.contains("0 bytes past the end of the 160-byte allocation"), "{msg}");
+    assert!(
+        msg.contains("out-of-bounds global access of 4 bytes")
+            && msg.contains("0 bytes past the end of the 160-byte allocation"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn misaligned_and_shared_out_of_range_accesses_fault() {
-    let (_, src, _, thread, msg) = runtime_error(try_run("\tld.global.u32 %r1, [%ia+2];", 1, 4, 4, &[1, 2, 3, 4]).err().unwrap());
+    let (_, src, _, thread, msg) = runtime_error(
+        try_run("\tld.global.u32 %r1, [%ia+2];", 1, 4, 4, &[1, 2, 3, 4])
+            .err()
+            .unwrap(),
+    );
     assert_eq!(src, "ld.global.u32 %r1, [%ia+2];");
     assert_eq!(thread, [0, 0, 0]);
     assert!(msg.contains("misaligned 4-byte access"), "{msg}");
@@ -258,7 +325,10 @@ fn misaligned_and_shared_out_of_range_accesses_fault() {
 ";
     let (_, _, _, thread, msg) = runtime_error(try_run(body, 1, 8, 8, &[]).err().unwrap());
     assert_eq!(thread, [4, 0, 0]);
-    assert!(msg.contains("out-of-range shared access of 16 bytes at offset 0x40"), "{msg}");
+    assert!(
+        msg.contains("out-of-range shared access of 16 bytes at offset 0x40"),
+        "{msg}"
+    );
 }
 
 #[test]

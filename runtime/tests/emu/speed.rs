@@ -29,7 +29,14 @@ fn layernorm_throughput() {
             KernelArg::F32(1e-5),
         ];
         let start = Instant::now();
-        let report = dev.launch(&module, kernel, LaunchConfig::linear(n as u32 / 8, 256), &args).unwrap();
+        let report = dev
+            .launch(
+                &module,
+                kernel,
+                LaunchConfig::linear(n as u32 / 8, 256),
+                &args,
+            )
+            .unwrap();
         let secs = start.elapsed().as_secs_f64();
         println!(
             "{kernel}: {} thread-instructions in {:.3} s = {:.1} M thread-instr/s ({:.1} M warp-instr/s)",

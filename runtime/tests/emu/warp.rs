@@ -58,9 +58,15 @@ fn shfl_modes_widths_and_predicate() {
                     let lane = t % 32;
                     let (src, ok) = cuda_shfl(mode, lane, arg, width);
                     let want = (t - lane + src) * 7 + 1000;
-                    assert_eq!(out[t as usize][0], want, "{mode} width {width} arg {arg} lane {lane}");
+                    assert_eq!(
+                        out[t as usize][0], want,
+                        "{mode} width {width} arg {arg} lane {lane}"
+                    );
                     if mode != "idx" {
-                        assert_eq!(out[t as usize][1], ok as u32, "{mode} predicate width {width} arg {arg} lane {lane}");
+                        assert_eq!(
+                            out[t as usize][1], ok as u32,
+                            "{mode} predicate width {width} arg {arg} lane {lane}"
+                        );
                     }
                 }
             }
@@ -104,8 +110,15 @@ $SKIP:
     for (l, o) in out.iter().enumerate() {
         assert_eq!(o[0], 0x1111_1111, "ballot");
         assert_eq!(o[1], 2 | 8 | 16, "all/any/uni flags");
-        let want = if l % 4 == 0 { 0x1111_1111 + 0x1010_1010 } else { 0 };
-        assert_eq!(o[2], want, "activemask and ballot in a divergent branch, lane {l}");
+        let want = if l % 4 == 0 {
+            0x1111_1111 + 0x1010_1010
+        } else {
+            0
+        };
+        assert_eq!(
+            o[2], want,
+            "activemask and ballot in a divergent branch, lane {l}"
+        );
     }
 }
 
@@ -124,9 +137,14 @@ $OTHER:
 $END:
 	st.global.u32 [%oa], %r2;
 ";
-    let err = try_run(body, 1, 32, 32, &[]).err().expect("divergent shuffle must fail");
+    let err = try_run(body, 1, 32, 32, &[])
+        .err()
+        .expect("divergent shuffle must fail");
     let text = err.to_string();
-    assert!(text.contains("not converged") && text.contains("shfl.sync.bfly.b32 %r2, %r1, 1, 31, -1;"), "{text}");
+    assert!(
+        text.contains("not converged") && text.contains("shfl.sync.bfly.b32 %r2, %r1, 1, 31, -1;"),
+        "{text}"
+    );
     // With the membermask naming only the converged half, it is fine.
     let ok = body.replace("%r1, 1, 31, -1", "%r1, 1, 31, 0xffff");
     let out = run(&ok, 1, 32, &[]);

@@ -10,14 +10,38 @@ use crate::emu::types::{Kind, Space, Ty};
 fn is_memory_hint(p: &str) -> bool {
     matches!(
         p,
-        "weak" | "volatile" | "relaxed" | "acquire" | "release" | "acq_rel" | "cta" | "gpu" | "sys" | "cluster"
-            | "ca" | "cg" | "cs" | "lu" | "cv" | "wb" | "wt" | "nc" | "L2::64B" | "L2::128B" | "L2::256B"
+        "weak"
+            | "volatile"
+            | "relaxed"
+            | "acquire"
+            | "release"
+            | "acq_rel"
+            | "cta"
+            | "gpu"
+            | "sys"
+            | "cluster"
+            | "ca"
+            | "cg"
+            | "cs"
+            | "lu"
+            | "cv"
+            | "wb"
+            | "wt"
+            | "nc"
+            | "L2::64B"
+            | "L2::128B"
+            | "L2::256B"
     ) || p.starts_with("L1::")
         || p.starts_with("L2::")
 }
 
 impl KernelDecoder<'_> {
-    pub(super) fn decode_memory(&self, base: &str, m: &mut Mods, ops: &[Operand]) -> DResult<(Op, Class)> {
+    pub(super) fn decode_memory(
+        &self,
+        base: &str,
+        m: &mut Mods,
+        ops: &[Operand],
+    ) -> DResult<(Op, Class)> {
         if base == "cvta" {
             return self.decode_cvta(m, ops);
         }
@@ -57,7 +81,14 @@ impl KernelDecoder<'_> {
                 check_mem_ty(ty)?;
                 let addr = self.addr(&ops[1], space)?;
                 let signed = ty.kind() == Kind::Signed;
-                let op = Op::Ld { space, size: ty.bytes() as u8, count: count as u8, signed, d, addr };
+                let op = Op::Ld {
+                    space,
+                    size: ty.bytes() as u8,
+                    count: count as u8,
+                    signed,
+                    d,
+                    addr,
+                };
                 Ok((op, class))
             }
             "st" => {
@@ -83,17 +114,34 @@ impl KernelDecoder<'_> {
                     _ => return invalid("vector width and source count differ"),
                 }
                 let addr = self.addr(&ops[0], space)?;
-                Ok((Op::St { space, size: ty.bytes() as u8, count: count as u8, v, addr }, class))
+                Ok((
+                    Op::St {
+                        space,
+                        size: ty.bytes() as u8,
+                        count: count as u8,
+                        v,
+                        addr,
+                    },
+                    class,
+                ))
             }
             _ => self.decode_atomic(base, space, m, ops),
         }
     }
 
-    fn decode_atomic(&self, base: &str, space: Space, m: &mut Mods, ops: &[Operand]) -> DResult<(Op, Class)> {
+    fn decode_atomic(
+        &self,
+        base: &str,
+        space: Space,
+        m: &mut Mods,
+        ops: &[Operand],
+    ) -> DResult<(Op, Class)> {
         if !matches!(space, Space::Global | Space::Shared | Space::Generic) {
             return invalid(format!("{base} on {space:?} space"));
         }
-        let op = match m.one_of(&["add", "min", "max", "inc", "dec", "and", "or", "xor", "exch", "cas"]) {
+        let op = match m.one_of(&[
+            "add", "min", "max", "inc", "dec", "and", "or", "xor", "exch", "cas",
+        ]) {
             Some("add") => AtomOp::Add,
             Some("min") => AtomOp::Min,
             Some("max") => AtomOp::Max,
@@ -129,11 +177,30 @@ impl KernelDecoder<'_> {
             return invalid("red.cas does not exist");
         }
         arity(ops, n)?;
-        let (d, rest) = if is_red { (None, ops) } else { (Some(self.dst(&ops[0])?), &ops[1..]) };
+        let (d, rest) = if is_red {
+            (None, ops)
+        } else {
+            (Some(self.dst(&ops[0])?), &ops[1..])
+        };
         let addr = self.addr(&rest[0], space)?;
         let b = self.src(&rest[1], ty)?;
-        let c = if op == AtomOp::Cas { self.src(&rest[2], ty)? } else { Src::Imm(0) };
-        Ok((Op::Atom { space, op, ty: aty, d, addr, b, c }, Class::Atomic))
+        let c = if op == AtomOp::Cas {
+            self.src(&rest[2], ty)?
+        } else {
+            Src::Imm(0)
+        };
+        Ok((
+            Op::Atom {
+                space,
+                op,
+                ty: aty,
+                d,
+                addr,
+                b,
+                c,
+            },
+            Class::Atomic,
+        ))
     }
 
     fn decode_cvta(&self, m: &mut Mods, ops: &[Operand]) -> DResult<(Op, Class)> {
@@ -155,11 +222,22 @@ impl KernelDecoder<'_> {
             Operand::Name(n) => self.src(&Operand::Name(n.clone()), ty)?,
             other => self.src(other, ty)?,
         };
-        let op = Op::Cvta { space, to_generic: !to, bits: ty.bits() as u8, d: self.dst(&ops[0])?, a };
+        let op = Op::Cvta {
+            space,
+            to_generic: !to,
+            bits: ty.bits() as u8,
+            d: self.dst(&ops[0])?,
+            a,
+        };
         Ok((op, Class::Int))
     }
 
-    pub(super) fn decode_control(&self, base: &str, m: &mut Mods, ops: &[Operand]) -> DResult<(Op, Class)> {
+    pub(super) fn decode_control(
+        &self,
+        base: &str,
+        m: &mut Mods,
+        ops: &[Operand],
+    ) -> DResult<(Op, Class)> {
         match base {
             "shfl" => {
                 if !m.flag("sync") {
@@ -207,9 +285,18 @@ impl KernelDecoder<'_> {
                 let a = self.pred_src(&ops[1])?;
                 let mask = self.src(&ops[2], Ty::B32)?;
                 let op = match mode {
-                    None if ty == Ty::B32 => Op::Ballot { d: self.dst(&ops[0])?, a, mask },
+                    None if ty == Ty::B32 => Op::Ballot {
+                        d: self.dst(&ops[0])?,
+                        a,
+                        mask,
+                    },
                     None => return invalid("vote.ballot takes .b32"),
-                    Some(mode) if ty == Ty::Pred => Op::VotePred { mode, d: self.dst_pred(&ops[0])?, a, mask },
+                    Some(mode) if ty == Ty::Pred => Op::VotePred {
+                        mode,
+                        d: self.dst_pred(&ops[0])?,
+                        a,
+                        mask,
+                    },
                     Some(_) => return invalid("vote.all/any/uni take .pred"),
                 };
                 Ok((op, Class::Warp))
@@ -219,13 +306,23 @@ impl KernelDecoder<'_> {
                     return invalid("activemask takes .b32");
                 }
                 arity(ops, 1)?;
-                Ok((Op::Activemask { d: self.dst(&ops[0])? }, Class::Warp))
+                Ok((
+                    Op::Activemask {
+                        d: self.dst(&ops[0])?,
+                    },
+                    Class::Warp,
+                ))
             }
             "bar" | "barrier" => {
                 if m.flag("warp") {
                     m.flag("sync");
                     arity(ops, 1)?;
-                    return Ok((Op::WarpSync { mask: self.src(&ops[0], Ty::B32)? }, Class::Warp));
+                    return Ok((
+                        Op::WarpSync {
+                            mask: self.src(&ops[0], Ty::B32)?,
+                        },
+                        Class::Warp,
+                    ));
                 }
                 m.flag("cta");
                 m.flag("aligned");
@@ -241,18 +338,30 @@ impl KernelDecoder<'_> {
                 Ok((Op::BarSync, Class::Barrier))
             }
             "membar" | "fence" => {
-                m.ignore(|p| matches!(p, "cta" | "gl" | "gpu" | "sys" | "sc" | "acq_rel" | "cluster"));
+                m.ignore(|p| {
+                    matches!(
+                        p,
+                        "cta" | "gl" | "gpu" | "sys" | "sc" | "acq_rel" | "cluster"
+                    )
+                });
                 arity(ops, 0)?;
                 Ok((Op::Nop, Class::Control))
             }
             "nanosleep" | "prefetch" | "prefetchu" => {
-                m.ignore(|p| matches!(p, "u32" | "global" | "local" | "L1" | "L2") || is_memory_hint(p));
+                m.ignore(|p| {
+                    matches!(p, "u32" | "global" | "local" | "L1" | "L2") || is_memory_hint(p)
+                });
                 Ok((Op::Nop, Class::Control))
             }
             "bra" => {
                 m.flag("uni");
                 arity(ops, 1)?;
-                Ok((Op::Bra { target: self.label(&ops[0])? }, Class::Control))
+                Ok((
+                    Op::Bra {
+                        target: self.label(&ops[0])?,
+                    },
+                    Class::Control,
+                ))
             }
             "ret" | "exit" => {
                 m.flag("uni");

@@ -16,7 +16,11 @@ fn int_range(ty: Ty) -> (i128, i128) {
 
 fn read_int(ty: Ty, x: u64) -> i128 {
     let bits = ty.bits();
-    let masked = if bits >= 64 { x } else { x & ((1u64 << bits) - 1) };
+    let masked = if bits >= 64 {
+        x
+    } else {
+        x & ((1u64 << bits) - 1)
+    };
     if ty.kind() == Kind::Signed && bits < 128 && (masked >> (bits - 1)) & 1 == 1 {
         masked as i128 - (1i128 << bits)
     } else {
@@ -83,7 +87,11 @@ pub fn convert(conv: &Conv, x: u64) -> u64 {
         (false, true) => {
             let v = read_int(conv.src, x);
             let rnd = conv.rnd.unwrap_or(Rnd::Nearest);
-            let exact = if conv.dst == Ty::F64 { int_to_f64(v, rnd) } else { int_to_f64_odd(v) };
+            let exact = if conv.dst == Ty::F64 {
+                int_to_f64(v, rnd)
+            } else {
+                int_to_f64_odd(v)
+            };
             let exact = if conv.sat { sat(exact) } else { exact };
             write_float(conv.dst, exact, rnd, false)
         }
@@ -119,7 +127,14 @@ mod tests {
     use super::*;
 
     fn conv(dst: Ty, src: Ty, rnd: Option<Rnd>, sat: bool) -> Conv {
-        Conv { dst, src, rnd, int_rnd: false, sat, ftz: false }
+        Conv {
+            dst,
+            src,
+            rnd,
+            int_rnd: false,
+            sat,
+            ftz: false,
+        }
     }
 
     #[test]
@@ -134,17 +149,35 @@ mod tests {
         assert_eq!(convert(&c, (-0.5f32).to_bits() as u64), 0);
         let c = conv(Ty::F32, Ty::S64, Some(Rnd::Zero), false);
         // 2^24 + 1 is not an f32: truncation gives 2^24.
-        assert_eq!(f32::from_bits(convert(&c, (1u64 << 24) + 1) as u32), 16777216.0);
+        assert_eq!(
+            f32::from_bits(convert(&c, (1u64 << 24) + 1) as u32),
+            16777216.0
+        );
         let c = conv(Ty::F32, Ty::U64, Some(Rnd::Up), false);
-        assert_eq!(f32::from_bits(convert(&c, (1u64 << 24) + 1) as u32), 16777218.0);
+        assert_eq!(
+            f32::from_bits(convert(&c, (1u64 << 24) + 1) as u32),
+            16777218.0
+        );
     }
 
     #[test]
     fn int_int_saturation() {
-        assert_eq!(convert(&conv(Ty::U8, Ty::S32, None, true), (-5i32) as u32 as u64), 0);
+        assert_eq!(
+            convert(&conv(Ty::U8, Ty::S32, None, true), (-5i32) as u32 as u64),
+            0
+        );
         assert_eq!(convert(&conv(Ty::S16, Ty::S32, None, true), 70000), 0x7fff);
-        assert_eq!(convert(&conv(Ty::S8, Ty::S32, None, true), (-1i32) as u32 as u64), u64::MAX);
-        assert_eq!(convert(&conv(Ty::S64, Ty::S32, None, false), 0xffff_ffff), u64::MAX);
-        assert_eq!(convert(&conv(Ty::U32, Ty::U64, None, false), 0x1_0000_0005), 5);
+        assert_eq!(
+            convert(&conv(Ty::S8, Ty::S32, None, true), (-1i32) as u32 as u64),
+            u64::MAX
+        );
+        assert_eq!(
+            convert(&conv(Ty::S64, Ty::S32, None, false), 0xffff_ffff),
+            u64::MAX
+        );
+        assert_eq!(
+            convert(&conv(Ty::U32, Ty::U64, None, false), 0x1_0000_0005),
+            5
+        );
     }
 }

@@ -4,8 +4,8 @@
 
 use super::lanes::{map1, map2, map3};
 use crate::emu::float::{
-    div_odd, directed_f64, f64_to_f32, fma_f32, ftz32, min_max, odd, overflow_f64, round_int, sat, sqrt_odd,
-    two_sum, Half, CANONICAL_NAN_F32,
+    directed_f64, div_odd, f64_to_f32, fma_f32, ftz32, min_max, odd, overflow_f64, round_int, sat,
+    sqrt_odd, two_sum, Half, CANONICAL_NAN_F32,
 };
 use crate::emu::program::{FloatBinOp, FloatMode, FloatTy, FloatUnOp, Reg, Rnd, Src, TestOp};
 
@@ -51,9 +51,15 @@ fn exact_bin(op: FloatBinOp, x: f64, y: f64) -> f64 {
 }
 
 fn f32_bin(op: FloatBinOp, mode: FloatMode, x: f32, y: f32) -> u64 {
-    let (x, y) = if mode.ftz { (ftz32(x), ftz32(y)) } else { (x, y) };
+    let (x, y) = if mode.ftz {
+        (ftz32(x), ftz32(y))
+    } else {
+        (x, y)
+    };
     let r = match op {
-        FloatBinOp::Min | FloatBinOp::Max => min_max(x as f64, y as f64, op == FloatBinOp::Max, mode.nan) as f32,
+        FloatBinOp::Min | FloatBinOp::Max => {
+            min_max(x as f64, y as f64, op == FloatBinOp::Max, mode.nan) as f32
+        }
         FloatBinOp::CopySign => return bits32(y.abs().copysign(x)),
         _ => f64_to_f32(exact_bin(op, x as f64, y as f64), mode.rnd),
     };
@@ -90,7 +96,11 @@ fn f64_bin(op: FloatBinOp, mode: FloatMode, x: f64, y: f64) -> f64 {
 }
 
 fn half_bin(h: Half, op: FloatBinOp, mode: FloatMode, x: u16, y: u16) -> u16 {
-    let (x, y) = if mode.ftz { (h.flush(x), h.flush(y)) } else { (x, y) };
+    let (x, y) = if mode.ftz {
+        (h.flush(x), h.flush(y))
+    } else {
+        (x, y)
+    };
     let (xf, yf) = (h.to_f32(x) as f64, h.to_f32(y) as f64);
     let r = match op {
         FloatBinOp::Min | FloatBinOp::Max => min_max(xf, yf, op == FloatBinOp::Max, mode.nan),
@@ -130,7 +140,15 @@ fn half_of(ty: FloatTy) -> Option<(Half, bool)> {
     }
 }
 
-pub fn exec_bin(op: FloatBinOp, ty: FloatTy, mode: FloatMode, regs: &mut [u64], mask: u32, d: Reg, [a, b]: [Src; 2]) {
+pub fn exec_bin(
+    op: FloatBinOp,
+    ty: FloatTy,
+    mode: FloatMode,
+    regs: &mut [u64],
+    mask: u32,
+    d: Reg,
+    [a, b]: [Src; 2],
+) {
     let plain = mode.rnd == Rnd::Nearest && !mode.ftz && !mode.sat;
     match ty {
         FloatTy::F32 if plain && op == FloatBinOp::Add => {
@@ -145,40 +163,65 @@ pub fn exec_bin(op: FloatBinOp, ty: FloatTy, mode: FloatMode, regs: &mut [u64], 
         FloatTy::F32 if plain && op == FloatBinOp::Div => {
             map2(regs, mask, d, a, b, |x, y| bits32(f32_of(x) / f32_of(y)))
         }
-        FloatTy::F32 => map2(regs, mask, d, a, b, |x, y| f32_bin(op, mode, f32_of(x), f32_of(y))),
+        FloatTy::F32 => map2(regs, mask, d, a, b, |x, y| {
+            f32_bin(op, mode, f32_of(x), f32_of(y))
+        }),
         FloatTy::F64 => map2(regs, mask, d, a, b, |x, y| {
             f64_bin(op, mode, f64::from_bits(x), f64::from_bits(y)).to_bits()
         }),
         _ => {
             let (h, packed) = half_of(ty).expect("16-bit float types");
-            map2(regs, mask, d, a, b, |x, y| halves(x, y, packed, |p, q| half_bin(h, op, mode, p, q)))
+            map2(regs, mask, d, a, b, |x, y| {
+                halves(x, y, packed, |p, q| half_bin(h, op, mode, p, q))
+            })
         }
     }
 }
 
-pub fn exec_fma(ty: FloatTy, mode: FloatMode, regs: &mut [u64], mask: u32, d: Reg, [a, b, c]: [Src; 3]) {
+pub fn exec_fma(
+    ty: FloatTy,
+    mode: FloatMode,
+    regs: &mut [u64],
+    mask: u32,
+    d: Reg,
+    [a, b, c]: [Src; 3],
+) {
     let plain = mode.rnd == Rnd::Nearest && !mode.ftz && !mode.sat;
     match ty {
-        FloatTy::F32 if plain => {
-            map3(regs, mask, d, a, b, c, |x, y, z| bits32(fma_f32(f32_of(x), f32_of(y), f32_of(z))))
-        }
+        FloatTy::F32 if plain => map3(regs, mask, d, a, b, c, |x, y, z| {
+            bits32(fma_f32(f32_of(x), f32_of(y), f32_of(z)))
+        }),
         FloatTy::F32 => map3(regs, mask, d, a, b, c, |x, y, z| {
             let f = |v: u64| if mode.ftz { ftz32(f32_of(v)) } else { f32_of(v) } as f64;
             let p = f(x) * f(y);
             let (s, e) = two_sum(p, f(z));
-            let exact = if s.is_finite() && p.is_finite() { odd(s, e) } else { p + f(z) };
+            let exact = if s.is_finite() && p.is_finite() {
+                odd(s, e)
+            } else {
+                p + f(z)
+            };
             finish32(f64_to_f32(exact, mode.rnd), mode)
         }),
         FloatTy::F64 => map3(regs, mask, d, a, b, c, |x, y, z| {
-            f64::from_bits(x).mul_add(f64::from_bits(y), f64::from_bits(z)).to_bits()
+            f64::from_bits(x)
+                .mul_add(f64::from_bits(y), f64::from_bits(z))
+                .to_bits()
         }),
         _ => {
             let (h, packed) = half_of(ty).expect("16-bit float types");
             let one = |x: u16, y: u16, z: u16| {
-                let (x, y, z) = if mode.ftz { (h.flush(x), h.flush(y), h.flush(z)) } else { (x, y, z) };
+                let (x, y, z) = if mode.ftz {
+                    (h.flush(x), h.flush(y), h.flush(z))
+                } else {
+                    (x, y, z)
+                };
                 let p = h.to_f32(x) as f64 * h.to_f32(y) as f64;
                 let (s, e) = two_sum(p, h.to_f32(z) as f64);
-                let exact = if s.is_finite() && p.is_finite() { odd(s, e) } else { p + h.to_f32(z) as f64 };
+                let exact = if s.is_finite() && p.is_finite() {
+                    odd(s, e)
+                } else {
+                    p + h.to_f32(z) as f64
+                };
                 finish_half(h, exact, mode)
             };
             map3(regs, mask, d, a, b, c, |x, y, z| {
@@ -219,7 +262,11 @@ fn f32_un(op: FloatUnOp, mode: FloatMode, x: f32) -> u64 {
         FloatUnOp::Neg => return finish_sign(-x, mode),
         _ => {}
     }
-    let rnd = if op == FloatUnOp::RoundInt { Rnd::Nearest } else { mode.rnd };
+    let rnd = if op == FloatUnOp::RoundInt {
+        Rnd::Nearest
+    } else {
+        mode.rnd
+    };
     finish32(f64_to_f32(unary_f64(op, x as f64, mode.rnd), rnd), mode)
 }
 
@@ -231,12 +278,26 @@ fn finish_sign(x: f32, mode: FloatMode) -> u64 {
     }
 }
 
-pub fn exec_un(op: FloatUnOp, ty: FloatTy, mode: FloatMode, regs: &mut [u64], mask: u32, d: Reg, a: Src) {
+pub fn exec_un(
+    op: FloatUnOp,
+    ty: FloatTy,
+    mode: FloatMode,
+    regs: &mut [u64],
+    mask: u32,
+    d: Reg,
+    a: Src,
+) {
     let plain = mode.rnd == Rnd::Nearest && !mode.ftz && !mode.sat;
     match ty {
-        FloatTy::F32 if plain && op == FloatUnOp::Sqrt => map1(regs, mask, d, a, |x| bits32(f32_of(x).sqrt())),
+        FloatTy::F32 if plain && op == FloatUnOp::Sqrt => {
+            map1(regs, mask, d, a, |x| bits32(f32_of(x).sqrt()))
+        }
         FloatTy::F32 if op == FloatUnOp::Ex2 && !mode.sat => map1(regs, mask, d, a, |x| {
-            let x = if mode.ftz { ftz32(f32_of(x)) } else { f32_of(x) };
+            let x = if mode.ftz {
+                ftz32(f32_of(x))
+            } else {
+                f32_of(x)
+            };
             let r = (x as f64).exp2() as f32;
             bits32(if mode.ftz { ftz32(r) } else { r })
         }),
@@ -260,7 +321,14 @@ pub fn exec_un(op: FloatUnOp, ty: FloatTy, mode: FloatMode, regs: &mut [u64], ma
                 }
                 let x = if mode.ftz { h.flush(x) } else { x };
                 let r = unary_f64(op, h.to_f32(x) as f64, mode.rnd);
-                let mode = if op == FloatUnOp::RoundInt { FloatMode { rnd: Rnd::Nearest, ..mode } } else { mode };
+                let mode = if op == FloatUnOp::RoundInt {
+                    FloatMode {
+                        rnd: Rnd::Nearest,
+                        ..mode
+                    }
+                } else {
+                    mode
+                };
                 finish_half(h, r, mode)
             };
             map1(regs, mask, d, a, |x| halves(x, 0, packed, |p, _| one(p)))
@@ -269,8 +337,16 @@ pub fn exec_un(op: FloatUnOp, ty: FloatTy, mode: FloatMode, regs: &mut [u64], ma
 }
 
 pub fn testp(op: TestOp, ty: FloatTy, x: u64) -> bool {
-    let v = if ty == FloatTy::F64 { f64::from_bits(x) } else { f32_of(x) as f64 };
-    let subnormal = if ty == FloatTy::F64 { v.is_subnormal() } else { f32_of(x).is_subnormal() };
+    let v = if ty == FloatTy::F64 {
+        f64::from_bits(x)
+    } else {
+        f32_of(x) as f64
+    };
+    let subnormal = if ty == FloatTy::F64 {
+        v.is_subnormal()
+    } else {
+        f32_of(x).is_subnormal()
+    };
     match op {
         TestOp::Finite => v.is_finite(),
         TestOp::Infinite => v.is_infinite(),

@@ -79,11 +79,21 @@ fn bin<T: Int>(op: IntBinOp, regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src
     let (lo, hi) = range::<T>();
     let bits = T::BITS;
     match op {
-        IntBinOp::Add => map2(regs, mask, d, a, b, |x, y| x.wrapping_add(y) & width_mask(bits)),
-        IntBinOp::Sub => map2(regs, mask, d, a, b, |x, y| x.wrapping_sub(y) & width_mask(bits)),
-        IntBinOp::MulLo => map2(regs, mask, d, a, b, |x, y| x.wrapping_mul(y) & width_mask(bits)),
-        IntBinOp::AddSat => map2(regs, mask, d, a, b, |x, y| wrap::<T>((val::<T>(x) + val::<T>(y)).clamp(lo, hi))),
-        IntBinOp::SubSat => map2(regs, mask, d, a, b, |x, y| wrap::<T>((val::<T>(x) - val::<T>(y)).clamp(lo, hi))),
+        IntBinOp::Add => map2(regs, mask, d, a, b, |x, y| {
+            x.wrapping_add(y) & width_mask(bits)
+        }),
+        IntBinOp::Sub => map2(regs, mask, d, a, b, |x, y| {
+            x.wrapping_sub(y) & width_mask(bits)
+        }),
+        IntBinOp::MulLo => map2(regs, mask, d, a, b, |x, y| {
+            x.wrapping_mul(y) & width_mask(bits)
+        }),
+        IntBinOp::AddSat => map2(regs, mask, d, a, b, |x, y| {
+            wrap::<T>((val::<T>(x) + val::<T>(y)).clamp(lo, hi))
+        }),
+        IntBinOp::SubSat => map2(regs, mask, d, a, b, |x, y| {
+            wrap::<T>((val::<T>(x) - val::<T>(y)).clamp(lo, hi))
+        }),
         IntBinOp::MulHi => map2(regs, mask, d, a, b, |x, y| {
             let p = if T::SIGNED {
                 (val::<T>(x) * val::<T>(y)) >> bits
@@ -109,8 +119,12 @@ fn bin<T: Int>(op: IntBinOp, regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src
                 wrap::<T>(x % y)
             }
         }),
-        IntBinOp::Min => map2(regs, mask, d, a, b, |x, y| T::from_reg(x).min(T::from_reg(y)).to_reg()),
-        IntBinOp::Max => map2(regs, mask, d, a, b, |x, y| T::from_reg(x).max(T::from_reg(y)).to_reg()),
+        IntBinOp::Min => map2(regs, mask, d, a, b, |x, y| {
+            T::from_reg(x).min(T::from_reg(y)).to_reg()
+        }),
+        IntBinOp::Max => map2(regs, mask, d, a, b, |x, y| {
+            T::from_reg(x).max(T::from_reg(y)).to_reg()
+        }),
         IntBinOp::And => map2(regs, mask, d, a, b, |x, y| x & y & width_mask(bits)),
         IntBinOp::Or => map2(regs, mask, d, a, b, |x, y| (x | y) & width_mask(bits)),
         IntBinOp::Xor => map2(regs, mask, d, a, b, |x, y| (x ^ y) & width_mask(bits)),
@@ -153,7 +167,9 @@ fn un<T: Int>(op: IntUnOp, regs: &mut [u64], mask: u32, d: Reg, a: Src) {
         IntUnOp::Neg => map1(regs, mask, d, a, |x| x.wrapping_neg() & m),
         IntUnOp::Abs => map1(regs, mask, d, a, |x| wrap::<T>(val::<T>(x).abs())),
         IntUnOp::Popc => map1(regs, mask, d, a, |x| (x & m).count_ones() as u64),
-        IntUnOp::Clz => map1(regs, mask, d, a, |x| ((x & m).leading_zeros() - (64 - bits)) as u64),
+        IntUnOp::Clz => map1(regs, mask, d, a, |x| {
+            ((x & m).leading_zeros() - (64 - bits)) as u64
+        }),
         IntUnOp::Brev => map1(regs, mask, d, a, |x| (x & m).reverse_bits() >> (64 - bits)),
         IntUnOp::Cnot => map1(regs, mask, d, a, |x| u64::from(x & m == 0)),
         IntUnOp::Bfind | IntUnOp::BfindShiftAmt => {
@@ -161,7 +177,11 @@ fn un<T: Int>(op: IntUnOp, regs: &mut [u64], mask: u32, d: Reg, a: Src) {
             map1(regs, mask, d, a, |x| {
                 let x = x & m;
                 // For signed types, the most significant bit that differs from the sign bit.
-                let search = if T::SIGNED && (x >> (bits - 1)) & 1 == 1 { !x & m } else { x };
+                let search = if T::SIGNED && (x >> (bits - 1)) & 1 == 1 {
+                    !x & m
+                } else {
+                    x
+                };
                 if search == 0 {
                     return 0xffff_ffff;
                 }
@@ -190,7 +210,11 @@ fn bfe(x: u64, pos: u32, len: u32, bits: u32, signed: bool) -> u64 {
         return 0;
     }
     let available = if pos >= bits { 0 } else { len.min(bits - pos) };
-    let field = if available == 0 { 0 } else { (x >> pos) & width_mask(available) };
+    let field = if available == 0 {
+        0
+    } else {
+        (x >> pos) & width_mask(available)
+    };
     if !signed {
         return field;
     }
@@ -205,7 +229,9 @@ fn bfe(x: u64, pos: u32, len: u32, bits: u32, signed: bool) -> u64 {
 fn tri<T: Int>(op: IntTriOp, regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src, c: Src) {
     let bits = T::BITS;
     match op {
-        IntTriOp::MadLo => map3(regs, mask, d, a, b, c, |x, y, z| x.wrapping_mul(y).wrapping_add(z) & width_mask(bits)),
+        IntTriOp::MadLo => map3(regs, mask, d, a, b, c, |x, y, z| {
+            x.wrapping_mul(y).wrapping_add(z) & width_mask(bits)
+        }),
         IntTriOp::MadHi => map3(regs, mask, d, a, b, c, |x, y, z| {
             let hi = if T::SIGNED {
                 (val::<T>(x) * val::<T>(y)) >> bits
@@ -214,7 +240,9 @@ fn tri<T: Int>(op: IntTriOp, regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src
             };
             wrap::<T>(hi + val::<T>(z))
         }),
-        IntTriOp::Bfe => map3(regs, mask, d, a, b, c, |x, p, l| bfe(x, p as u32 & 0xff, l as u32 & 0xff, bits, T::SIGNED)),
+        IntTriOp::Bfe => map3(regs, mask, d, a, b, c, |x, p, l| {
+            bfe(x, p as u32 & 0xff, l as u32 & 0xff, bits, T::SIGNED)
+        }),
     }
 }
 
@@ -248,8 +276,12 @@ pub fn exec_wide(ty: IntTy, regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src,
     };
     let out_mask = width_mask(2 * bits);
     match c {
-        None => map2(regs, mask, d, a, b, |x, y| ext(x).wrapping_mul(ext(y)) & out_mask),
-        Some(c) => map3(regs, mask, d, a, b, c, |x, y, z| ext(x).wrapping_mul(ext(y)).wrapping_add(z) & out_mask),
+        None => map2(regs, mask, d, a, b, |x, y| {
+            ext(x).wrapping_mul(ext(y)) & out_mask
+        }),
+        Some(c) => map3(regs, mask, d, a, b, c, |x, y, z| {
+            ext(x).wrapping_mul(ext(y)).wrapping_add(z) & out_mask
+        }),
     }
 }
 
@@ -277,7 +309,15 @@ pub fn prmt(a: u32, b: u32, selector: u32) -> u32 {
     for i in 0..4 {
         let sel = (selector >> (4 * i)) & 0xf;
         let byte = (source >> (8 * (sel & 7))) as u8;
-        let byte = if sel & 8 != 0 { if byte & 0x80 != 0 { 0xff } else { 0 } } else { byte };
+        let byte = if sel & 8 != 0 {
+            if byte & 0x80 != 0 {
+                0xff
+            } else {
+                0
+            }
+        } else {
+            byte
+        };
         out |= (byte as u32) << (8 * i);
     }
     out

@@ -74,7 +74,15 @@ pub fn map2(regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src, f: impl Fn(u64,
 }
 
 #[inline(always)]
-pub fn map3(regs: &mut [u64], mask: u32, d: Reg, a: Src, b: Src, c: Src, f: impl Fn(u64, u64, u64) -> u64) {
+pub fn map3(
+    regs: &mut [u64],
+    mask: u32,
+    d: Reg,
+    a: Src,
+    b: Src,
+    c: Src,
+    f: impl Fn(u64, u64, u64) -> u64,
+) {
     let av = load(regs, a);
     let bv = load(regs, b);
     let cv = load(regs, c);

@@ -104,17 +104,34 @@ struct GlobalCursor {
 
 impl GlobalCursor {
     fn new() -> Self {
-        GlobalCursor { index: 0, base: 1, end: 0 }
+        GlobalCursor {
+            index: 0,
+            base: 1,
+            end: 0,
+        }
     }
 
     #[inline(always)]
-    fn bytes<'g>(&mut self, global: &'g mut GlobalMemory, lane: usize, addr: u64, len: usize) -> Result<&'g mut [u8], Fault> {
+    fn bytes<'g>(
+        &mut self,
+        global: &'g mut GlobalMemory,
+        lane: usize,
+        addr: u64,
+        len: usize,
+    ) -> Result<&'g mut [u8], Fault> {
         if addr < self.base || addr.saturating_add(len as u64) > self.end {
             let Some((index, _)) = global.find(addr, len) else {
-                return Err(Fault { lane, msg: global.describe_fault(addr, len) });
+                return Err(Fault {
+                    lane,
+                    msg: global.describe_fault(addr, len),
+                });
             };
             let (base, data) = global.allocation(index);
-            *self = GlobalCursor { index, base, end: base + data.len() as u64 };
+            *self = GlobalCursor {
+                index,
+                base,
+                end: base + data.len() as u64,
+            };
         }
         let (_, data) = global.allocation(self.index);
         let off = (addr - self.base) as usize;
@@ -146,7 +163,10 @@ fn record(env: &mut BlockEnv, space: Space, store: bool, mask: u32, addrs: &[u64
 #[inline(always)]
 fn check_aligned(lane: usize, addr: u64, total: usize) -> Result<(), Fault> {
     if addr & (total as u64 - 1) != 0 {
-        return Err(Fault { lane, msg: format!("misaligned {total}-byte access at {addr:#x}") });
+        return Err(Fault {
+            lane,
+            msg: format!("misaligned {total}-byte access at {addr:#x}"),
+        });
     }
     Ok(())
 }
@@ -170,13 +190,21 @@ pub(crate) fn exec_ld(
         let params = env.params;
         for lane in lanes(mask) {
             let a = addrs[lane];
-            let range = usize::try_from(a).ok().filter(|&a| a + total <= params.len());
+            let range = usize::try_from(a)
+                .ok()
+                .filter(|&a| a + total <= params.len());
             let Some(a) = range else {
-                return Err(Fault { lane, msg: format!("param read of {total} bytes at offset {a:#x} past the parameters") });
+                return Err(Fault {
+                    lane,
+                    msg: format!(
+                        "param read of {total} bytes at offset {a:#x} past the parameters"
+                    ),
+                });
             };
             for (i, r) in d.iter().enumerate().take(count) {
                 if let Some(r) = r {
-                    state.regs[*r as usize * 32 + lane] = read_le(&params[a + i * size..a + (i + 1) * size], signed);
+                    state.regs[*r as usize * 32 + lane] =
+                        read_le(&params[a + i * size..a + (i + 1) * size], signed);
                 }
             }
         }
@@ -190,7 +218,8 @@ pub(crate) fn exec_ld(
             let b = cursor.bytes(env.global, lane, addrs[lane], total)?;
             for (i, r) in d.iter().enumerate().take(count) {
                 if let Some(r) = r {
-                    state.regs[*r as usize * 32 + lane] = read_le(&b[i * size..(i + 1) * size], signed);
+                    state.regs[*r as usize * 32 + lane] =
+                        read_le(&b[i * size..(i + 1) * size], signed);
                 }
             }
         }
@@ -200,7 +229,8 @@ pub(crate) fn exec_ld(
         check_aligned(lane, addrs[lane], total)?;
         let mut values = [0u64; 4];
         {
-            let b = bytes(env, state, space, lane, addrs[lane], total).map_err(|msg| Fault { lane, msg })?;
+            let b = bytes(env, state, space, lane, addrs[lane], total)
+                .map_err(|msg| Fault { lane, msg })?;
             for (i, v) in values.iter_mut().enumerate().take(count) {
                 *v = read_le(&b[i * size..(i + 1) * size], signed);
             }
@@ -256,10 +286,26 @@ fn atomic_update(op: AtomOp, ty: AtomTy, old: u64, b: u64, c: u64) -> u64 {
         AtomTy::U64 | AtomTy::F64 => (64, false),
         AtomTy::S64 => (64, true),
     };
-    let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let (old, b, c) = (old & mask, b & mask, c & mask);
-    let as_signed = |x: u64| if bits == 32 { x as u32 as i32 as i64 } else { x as i64 };
-    let less = |x: u64, y: u64| if signed { as_signed(x) < as_signed(y) } else { x < y };
+    let as_signed = |x: u64| {
+        if bits == 32 {
+            x as u32 as i32 as i64
+        } else {
+            x as i64
+        }
+    };
+    let less = |x: u64, y: u64| {
+        if signed {
+            as_signed(x) < as_signed(y)
+        } else {
+            x < y
+        }
+    };
     match (op, ty) {
         (AtomOp::Add, AtomTy::F32) => {
             // atom.add.f32 flushes subnormal inputs and results.
@@ -268,15 +314,45 @@ fn atomic_update(op: AtomOp, ty: AtomTy, old: u64, b: u64, c: u64) -> u64 {
         }
         (AtomOp::Add, AtomTy::F64) => (f64::from_bits(old) + f64::from_bits(b)).to_bits(),
         (AtomOp::Add, _) => old.wrapping_add(b) & mask,
-        (AtomOp::Min, _) => if less(b, old) { b } else { old },
-        (AtomOp::Max, _) => if less(old, b) { b } else { old },
-        (AtomOp::Inc, _) => if old >= b { 0 } else { old + 1 },
-        (AtomOp::Dec, _) => if old == 0 || old > b { b } else { old - 1 },
+        (AtomOp::Min, _) => {
+            if less(b, old) {
+                b
+            } else {
+                old
+            }
+        }
+        (AtomOp::Max, _) => {
+            if less(old, b) {
+                b
+            } else {
+                old
+            }
+        }
+        (AtomOp::Inc, _) => {
+            if old >= b {
+                0
+            } else {
+                old + 1
+            }
+        }
+        (AtomOp::Dec, _) => {
+            if old == 0 || old > b {
+                b
+            } else {
+                old - 1
+            }
+        }
         (AtomOp::And, _) => old & b,
         (AtomOp::Or, _) => old | b,
         (AtomOp::Xor, _) => old ^ b,
         (AtomOp::Exch, _) => b,
-        (AtomOp::Cas, _) => if old == b { c } else { old },
+        (AtomOp::Cas, _) => {
+            if old == b {
+                c
+            } else {
+                old
+            }
+        }
     }
 }
 
@@ -302,8 +378,12 @@ pub(crate) fn exec_atom(
     env.counters.atomic_requests += 1;
     for lane in lanes(mask) {
         check_aligned(lane, addrs[lane], size)?;
-        let (bv, cv) = (lane_value(state.regs, b, lane), lane_value(state.regs, c, lane));
-        let mem = bytes(env, state, space, lane, addrs[lane], size).map_err(|msg| Fault { lane, msg })?;
+        let (bv, cv) = (
+            lane_value(state.regs, b, lane),
+            lane_value(state.regs, c, lane),
+        );
+        let mem =
+            bytes(env, state, space, lane, addrs[lane], size).map_err(|msg| Fault { lane, msg })?;
         let old = read_le(mem, false);
         let new = atomic_update(op, ty, old, bv, cv);
         mem.copy_from_slice(&new.to_le_bytes()[..size]);

@@ -14,7 +14,10 @@ pub(crate) fn member_mask(regs: &[u64], mask_src: Src, exec: u32, live: u32) -> 
     let members = lane_value(regs, mask_src, first) as u32;
     for lane in lanes(exec) {
         if lane_value(regs, mask_src, lane) as u32 != members {
-            return Err(Fault { lane, msg: "membermask differs between lanes".into() });
+            return Err(Fault {
+                lane,
+                msg: "membermask differs between lanes".into(),
+            });
         }
     }
     if exec & !members != 0 {

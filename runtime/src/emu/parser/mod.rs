@@ -3,6 +3,10 @@
 //! labels, (guarded) instructions, `.reg` declarations and nested `{ }` scopes. Debug sections,
 //! `.loc`/`.file` lines and `.pragma`s are skipped.
 
+mod body;
+#[cfg(test)]
+mod tests;
+
 use super::ast::*;
 use super::error::EmuError;
 use super::lexer::{tokenize, Literal, Tok, Token};
@@ -10,16 +14,28 @@ use super::types::{Space, Ty};
 
 pub fn parse_module(src: &str) -> Result<ModuleAst, EmuError> {
     let tokens = tokenize(src).map_err(|(line, msg)| parse_error(src, line, msg))?;
-    let mut parser = Parser { src, tokens, pos: 0 };
+    let mut parser = Parser {
+        src,
+        tokens,
+        pos: 0,
+    };
     parser.module()
 }
 
 pub fn line_text(src: &str, line: u32) -> String {
-    src.lines().nth(line.saturating_sub(1) as usize).unwrap_or("").trim().to_string()
+    src.lines()
+        .nth(line.saturating_sub(1) as usize)
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 fn parse_error(src: &str, line: u32, msg: impl Into<String>) -> EmuError {
-    EmuError::Parse { line, text: line_text(src, line), msg: msg.into() }
+    EmuError::Parse {
+        line,
+        text: line_text(src, line),
+        msg: msg.into(),
+    }
 }
 
 struct Parser<'a> {
@@ -102,7 +118,10 @@ impl<'a> Parser<'a> {
             Tok::Num(Literal::Int(v)) if (0..=u32::MAX as i128).contains(&v) => Ok(v as u32),
             _ => {
                 self.pos -= 1;
-                self.error(format!("expected an unsigned integer, found {}", self.describe()))
+                self.error(format!(
+                    "expected an unsigned integer, found {}",
+                    self.describe()
+                ))
             }
         }
     }
@@ -137,7 +156,10 @@ impl<'a> Parser<'a> {
     }
 
     fn module(&mut self) -> PResult<ModuleAst> {
-        let mut module = ModuleAst { functions: Vec::new(), variables: Vec::new() };
+        let mut module = ModuleAst {
+            functions: Vec::new(),
+            variables: Vec::new(),
+        };
         let mut is_extern = false;
         while let Some(tok) = self.peek() {
             match tok {
@@ -179,7 +201,11 @@ impl<'a> Parser<'a> {
             self.params()?;
         }
         let name = self.word()?.to_string();
-        let params = if self.peek() == Some(Tok::Punct('(')) { self.params()? } else { Vec::new() };
+        let params = if self.peek() == Some(Tok::Punct('(')) {
+            self.params()?
+        } else {
+            Vec::new()
+        };
         let mut func = FunctionAst {
             name,
             is_entry,
@@ -218,7 +244,9 @@ impl<'a> Parser<'a> {
                         self.pos += 1;
                     }
                 }
-                _ => return self.error(format!("unexpected {} in function header", self.describe())),
+                _ => {
+                    return self.error(format!("unexpected {} in function header", self.describe()))
+                }
             }
         }
         self.expect('{')?;
@@ -254,7 +282,9 @@ impl<'a> Parser<'a> {
                     break;
                 }
             }
-            let Some(ty) = ty else { return self.error("parameter without a type") };
+            let Some(ty) = ty else {
+                return self.error("parameter without a type");
+            };
             let name = self.word()?.to_string();
             let len = if self.eat('[') {
                 let n = self.uint()?;
@@ -263,7 +293,13 @@ impl<'a> Parser<'a> {
             } else {
                 None
             };
-            params.push(ParamDecl { name, ty, align, len, line });
+            params.push(ParamDecl {
+                name,
+                ty,
+                align,
+                len,
+                line,
+            });
             if self.eat(')') {
                 return Ok(params);
             }
@@ -293,11 +329,17 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        let Some(ty) = ty else { return self.error("variable without a type") };
+        let Some(ty) = ty else {
+            return self.error("variable without a type");
+        };
         let name = self.word()?.to_string();
         let mut len = None;
         while self.eat('[') {
-            let n = if self.peek() == Some(Tok::Punct(']')) { None } else { Some(self.uint()?) };
+            let n = if self.peek() == Some(Tok::Punct(']')) {
+                None
+            } else {
+                Some(self.uint()?)
+            };
             self.expect(']')?;
             len = Some(match (len, n) {
                 (None, n) => n,
@@ -320,245 +362,15 @@ impl<'a> Parser<'a> {
             }
         }
         self.expect(';')?;
-        Ok(VarDecl { space, name, ty, align, len, is_extern, init, line })
-    }
-
-    fn literal(&mut self) -> PResult<Literal> {
-        let negative = self.eat('-');
-        match self.next()? {
-            Tok::Num(Literal::Int(v)) => Ok(Literal::Int(if negative { -v } else { v })),
-            Tok::Num(Literal::Float(v)) => Ok(Literal::Float(if negative { -v } else { v })),
-            Tok::Num(lit) if !negative => Ok(lit),
-            _ => {
-                self.pos -= 1;
-                self.error(format!("expected a number, found {}", self.describe()))
-            }
-        }
-    }
-
-    /// Statements up to the `}` that closes the function body (already past its `{`).
-    fn body(&mut self) -> PResult<Vec<Stmt>> {
-        let mut stmts = Vec::new();
-        let mut depth = 0usize;
-        loop {
-            let line = self.line();
-            match self.peek() {
-                None => return self.error("function body not closed"),
-                Some(Tok::Punct('{')) => {
-                    self.pos += 1;
-                    depth += 1;
-                    stmts.push(Stmt::Open);
-                }
-                Some(Tok::Punct('}')) => {
-                    self.pos += 1;
-                    if depth == 0 {
-                        return Ok(stmts);
-                    }
-                    depth -= 1;
-                    stmts.push(Stmt::Close);
-                }
-                Some(Tok::Word(".loc" | ".file")) => self.skip_line(),
-                Some(Tok::Word(".pragma")) => self.skip_past(';')?,
-                Some(Tok::Word(".reg")) => {
-                    self.pos += 1;
-                    let tw = self.word()?;
-                    let Some(ty) = tw.strip_prefix('.').and_then(Ty::parse) else {
-                        return self.error(format!("unsupported register type `{tw}`"));
-                    };
-                    let mut names = Vec::new();
-                    loop {
-                        let base = self.word()?.to_string();
-                        let count = if self.eat('<') {
-                            let n = self.uint()?;
-                            self.expect('>')?;
-                            Some(n)
-                        } else {
-                            None
-                        };
-                        names.push(RegName { base, count });
-                        if self.eat(';') {
-                            break;
-                        }
-                        self.expect(',')?;
-                    }
-                    stmts.push(Stmt::Reg { ty, names, line });
-                }
-                Some(Tok::Word(w)) if w.len() > 1 && Space::parse(&w[1..]).is_some() => {
-                    stmts.push(Stmt::Var(self.var_decl(false)?));
-                }
-                Some(Tok::Word(".extern")) => {
-                    self.pos += 1;
-                    stmts.push(Stmt::Var(self.var_decl(true)?));
-                }
-                Some(Tok::Word(w)) if self.peek_at(1) == Some(Tok::Punct(':')) => {
-                    self.pos += 2;
-                    stmts.push(Stmt::Label { name: w.to_string() });
-                }
-                Some(Tok::Punct('@')) | Some(Tok::Word(_)) => stmts.push(Stmt::Instr(self.instr()?)),
-                _ => return self.error(format!("unexpected {} in function body", self.describe())),
-            }
-        }
-    }
-
-    fn instr(&mut self) -> PResult<InstrAst> {
-        let line = self.line();
-        let guard = if self.eat('@') {
-            let negated = self.eat('!');
-            Some((self.word()?.to_string(), negated))
-        } else {
-            None
-        };
-        let opcode = self.word()?;
-        if opcode.starts_with('.') {
-            self.pos -= 1;
-            return self.error(format!("unsupported directive `{opcode}`"));
-        }
-        let mut operands = Vec::new();
-        if !self.eat(';') {
-            loop {
-                operands.push(self.operand()?);
-                if self.eat(';') {
-                    break;
-                }
-                self.expect(',')?;
-            }
-        }
-        Ok(InstrAst { line, guard, opcode: opcode.to_string(), operands })
-    }
-
-    fn operand(&mut self) -> PResult<Operand> {
-        match self.peek() {
-            Some(Tok::Punct('!')) => {
-                self.pos += 1;
-                Ok(Operand::Not(self.word()?.to_string()))
-            }
-            // `{a, b}` vectors, and `(a, b)` argument lists of `call` (read as vectors so the
-            // decoder can name the instruction it does not support).
-            Some(Tok::Punct(open @ ('{' | '('))) => {
-                self.pos += 1;
-                let close = if open == '{' { '}' } else { ')' };
-                let mut items = Vec::new();
-                if self.eat(close) {
-                    return Ok(Operand::Vector(items));
-                }
-                loop {
-                    items.push(self.operand()?);
-                    if self.eat(close) {
-                        return Ok(Operand::Vector(items));
-                    }
-                    self.expect(',')?;
-                }
-            }
-            Some(Tok::Punct('[')) => {
-                self.pos += 1;
-                let mut base = None;
-                let mut offset: i64 = 0;
-                if let Some(Tok::Word(w)) = self.peek() {
-                    self.pos += 1;
-                    base = Some(w.to_string());
-                    // `[%rd+8]`, `[%rd+-8]`, `[%rd-8]`: the literal carries its own sign.
-                    if self.eat('+') || self.peek() == Some(Tok::Punct('-')) {
-                        offset = self.int_literal()?;
-                    }
-                } else {
-                    offset = self.int_literal()?;
-                }
-                self.expect(']')?;
-                Ok(Operand::Addr { base, offset })
-            }
-            Some(Tok::Word("_")) => {
-                self.pos += 1;
-                Ok(Operand::Sink)
-            }
-            Some(Tok::Word(w)) => {
-                self.pos += 1;
-                if self.eat('|') {
-                    Ok(Operand::WithPred(w.to_string(), self.word()?.to_string()))
-                } else {
-                    Ok(Operand::Name(w.to_string()))
-                }
-            }
-            Some(Tok::Num(_) | Tok::Punct('-')) => Ok(Operand::Imm(self.literal()?)),
-            _ => self.error(format!("unexpected {} in operand", self.describe())),
-        }
-    }
-
-    fn int_literal(&mut self) -> PResult<i64> {
-        match self.literal()? {
-            Literal::Int(v) if v >= i64::MIN as i128 && v <= u64::MAX as i128 => Ok(v as i64),
-            _ => self.error("expected an integer offset"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_scoped_inline_asm_and_operands() {
-        let src = r#"
-.version 8.8
-.target sm_80
-.address_size 64
-.extern .shared .align 16 .b8 dyn[];
-.global .align 4 .b8 tbl[4] = {1, 2, 3, 4};
-.visible .entry k(
-	.param .u64 k_param_0,
-	.param .f32 k_param_1
-)
-.maxntid 256, 1, 1
-{
-	.reg .pred 	%p<2>;
-	.reg .b16 	%rs<3>;
-	.reg .f32 	%f<3>;
-	.reg .b32 	%r<4>;
-	.reg .b64 	%rd<3>;
-	ld.param.u64 	%rd1, [k_param_0];
-	{ .reg .b16 low,high;
-	mov.b32 {low,high}, %r1;
-	mov.b32 %f1, {0,%rs1};}
-	shfl.sync.bfly.b32 	%r2|%p1, %r1, 16, 31, -1;
-	@!%p1 bra 	$L__BB0_2;
-	st.global.f32 	[%rd1+-256], %f1;
-$L__BB0_2:
-	ret;
-}
-.section .debug_str { $L__info: .b8 95,0 }
-"#;
-        let m = parse_module(src).unwrap();
-        assert_eq!(m.variables.len(), 2);
-        assert!(m.variables[0].is_extern);
-        assert_eq!(m.variables[1].init.len(), 4);
-        let f = &m.functions[0];
-        assert_eq!(f.params.len(), 2);
-        assert_eq!(f.maxntid, Some([256, 1, 1]));
-        let instrs: Vec<&InstrAst> = f
-            .body
-            .iter()
-            .filter_map(|s| if let Stmt::Instr(i) = s { Some(i) } else { None })
-            .collect();
-        assert_eq!(instrs.len(), 7);
-        assert_eq!(
-            instrs[2].operands[1],
-            Operand::Vector(vec![Operand::Imm(Literal::Int(0)), Operand::Name("%rs1".into())])
-        );
-        assert_eq!(instrs[3].operands[0], Operand::WithPred("%r2".into(), "%p1".into()));
-        assert_eq!(instrs[3].operands[4], Operand::Imm(Literal::Int(-1)));
-        assert_eq!(instrs[4].guard, Some(("%p1".into(), true)));
-        assert_eq!(instrs[5].operands[0], Operand::Addr { base: Some("%rd1".into()), offset: -256 });
-        assert_eq!(instrs[5].line, 24);
-    }
-
-    #[test]
-    fn reports_line_of_syntax_error() {
-        let err = parse_module(".version 8.8\n.entry k()\n{\n add.s32 %r1 %r2;\n}\n").unwrap_err();
-        match err {
-            EmuError::Parse { line, text, .. } => {
-                assert_eq!(line, 4);
-                assert_eq!(text, "add.s32 %r1 %r2;");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+        Ok(VarDecl {
+            space,
+            name,
+            ty,
+            align,
+            len,
+            is_extern,
+            init,
+            line,
+        })
     }
 }
