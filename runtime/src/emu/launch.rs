@@ -64,7 +64,11 @@ pub struct Device {
     global: GlobalMemory,
     /// Modules whose `.global` variables are mapped into this device.
     mapped_modules: HashSet<u64>,
+    warp_instruction_limit: u64,
 }
+
+/// Default for [`Device::set_warp_instruction_limit`]: minutes of emulation for one warp.
+pub const DEFAULT_WARP_INSTRUCTION_LIMIT: u64 = 1 << 28;
 
 impl Default for Device {
     fn default() -> Self {
@@ -77,7 +81,15 @@ impl Device {
         Device {
             global: GlobalMemory::new(),
             mapped_modules: HashSet::new(),
+            warp_instruction_limit: DEFAULT_WARP_INSTRUCTION_LIMIT,
         }
+    }
+
+    /// Sets how many instructions one warp may execute between two barriers (or start and
+    /// exit) before a launch fails as hung. Warps and blocks run one after another, so a kernel
+    /// that spins waiting for another warp or block to make progress would otherwise never end.
+    pub fn set_warp_instruction_limit(&mut self, limit: u64) {
+        self.warp_instruction_limit = limit;
     }
 
     /// Allocates `bytes` zeroed bytes at a 256-byte aligned address.
@@ -89,7 +101,7 @@ impl Device {
         self.global.host_write(ptr.0, bytes)
     }
 
-    pub fn read(&mut self, ptr: DevicePtr, len: usize) -> Result<Vec<u8>, EmuError> {
+    pub fn read(&self, ptr: DevicePtr, len: usize) -> Result<Vec<u8>, EmuError> {
         self.global.host_read(ptr.0, len)
     }
 
@@ -150,6 +162,7 @@ impl Device {
                         counters: &mut counters,
                         block,
                         block_dim: cfg.block,
+                        instruction_limit: self.warp_instruction_limit,
                     };
                     for (w, warp) in (0u32..).zip(warps.iter_mut()) {
                         let lanes = (threads - w * 32).min(32);

@@ -84,17 +84,20 @@ impl GlobalMemory {
                 return Some((self.last, (addr - a.base) as usize));
             }
         }
+        let found = self.lookup(addr, len)?;
+        self.last = found.0;
+        Some(found)
+    }
+
+    /// [`GlobalMemory::find`] without the last-hit cache.
+    fn lookup(&self, addr: u64, len: usize) -> Option<(usize, usize)> {
+        let end = addr.checked_add(len as u64)?;
         let at = self
             .allocs
             .partition_point(|x| x.base <= addr)
             .checked_sub(1)?;
         let a = &self.allocs[at];
-        if end <= a.base + a.data.len() as u64 {
-            self.last = at;
-            Some((at, (addr - a.base) as usize))
-        } else {
-            None
-        }
+        (end <= a.base + a.data.len() as u64).then(|| (at, (addr - a.base) as usize))
     }
 
     #[inline]
@@ -153,9 +156,9 @@ impl GlobalMemory {
         }
     }
 
-    pub fn host_read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, EmuError> {
-        match self.find(addr, len) {
-            Some((i, off)) => Ok(self.bytes_mut(i, off, len).to_vec()),
+    pub fn host_read(&self, addr: u64, len: usize) -> Result<Vec<u8>, EmuError> {
+        match self.lookup(addr, len) {
+            Some((i, off)) => Ok(self.allocs[i].data[off..off + len].to_vec()),
             None => Err(EmuError::Memory {
                 msg: format!("host read: {}", self.describe_fault(addr, len)),
             }),

@@ -362,3 +362,40 @@ fn partial_warp_blocks() {
         assert_eq!(o[1], t as u32);
     }
 }
+
+#[test]
+fn spin_wait_on_another_warp_is_reported_not_hung() {
+    // Warp 0 spins until warp 1 sets a flag; warps run one after another, so this would never
+    // end. The watchdog turns it into an error naming the spinning instruction.
+    let body = "
+	.shared .align 4 .b8 flag[4];
+	mov.u32 %r1, %tid.x;
+	setp.ge.u32 %p1, %r1, 32;
+	@%p1 bra $SET;
+$SPIN:
+	ld.volatile.shared.u32 %r2, [flag];
+	setp.eq.s32 %p2, %r2, 0;
+	@%p2 bra $SPIN;
+	bra.uni $END;
+$SET:
+	st.volatile.shared.u32 [flag], 1;
+$END:
+";
+    let module = Module::parse(&crate::common::kernel(body, 1)).unwrap();
+    let mut dev = Device::new();
+    dev.set_warp_instruction_limit(10_000);
+    let p = dev.alloc(256);
+    let err = dev
+        .launch(
+            &module,
+            "k",
+            LaunchConfig::linear(1, 64),
+            &[KernelArg::Ptr(p), KernelArg::Ptr(p)],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("without reaching a barrier or exit") && err.contains("thread [0, 0, 0]"),
+        "{err}"
+    );
+}

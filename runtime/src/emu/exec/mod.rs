@@ -47,6 +47,8 @@ pub(crate) struct BlockEnv<'a> {
     pub counters: &'a mut Counters,
     pub block: [u32; 3],
     pub block_dim: [u32; 3],
+    /// Most instructions one warp may run between barriers before the launch is declared hung.
+    pub instruction_limit: u64,
 }
 
 impl BlockEnv<'_> {
@@ -198,6 +200,7 @@ impl Warp {
     pub fn run(&mut self, env: &mut BlockEnv) -> Result<Stop, EmuError> {
         let kernel: &Kernel = env.kernel;
         let code = &kernel.code;
+        let mut budget = env.instruction_limit;
         loop {
             let (pc, mask) = if self.diverged {
                 match self.pick() {
@@ -215,6 +218,19 @@ impl Warp {
                 }
                 continue;
             };
+            if budget == 0 {
+                let fault = Fault {
+                    lane: mask.trailing_zeros() as usize,
+                    msg: format!(
+                        "warp ran {} instructions without reaching a barrier or exit; a spin-wait on \
+                         another warp or block never ends when warps and blocks run one after another \
+                         (see Device::set_warp_instruction_limit)",
+                        env.instruction_limit
+                    ),
+                };
+                return Err(env.error(self.index, instr.line, fault));
+            }
+            budget -= 1;
             env.counters.by_class[instr.class as usize] += 1;
             env.counters.thread_instructions += mask.count_ones() as u64;
             let exec = match instr.guard {
