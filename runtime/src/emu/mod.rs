@@ -58,7 +58,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use counters::Counters;
 pub use error::{EmuError, ThreadPos};
 pub use launch::{
-    Device, KernelArg, LaunchConfig, LaunchReport, MAX_SHARED_BYTES, MAX_THREADS_PER_BLOCK,
+    Device, KernelArg, LaunchConfig, LaunchReport, DEFAULT_WARP_INSTRUCTION_LIMIT,
+    MAX_SHARED_BYTES, MAX_THREADS_PER_BLOCK,
 };
 pub use memory::DevicePtr;
 pub use program::Class;
