@@ -10,5 +10,6 @@ mod cvt;
 mod errors;
 mod fixtures;
 mod memory;
+mod realistic;
 mod speed;
 mod warp;
