@@ -9,6 +9,8 @@ pub struct ModuleAst {
     pub functions: Vec<FunctionAst>,
     /// Module-level `.global`, `.const` and `.shared` variables.
     pub variables: Vec<VarDecl>,
+    /// `.file` entries (present with `-lineinfo`): file number and path.
+    pub files: Vec<(u32, String)>,
 }
 
 #[derive(Debug)]
@@ -91,6 +93,8 @@ pub struct InstrAst {
     pub guard: Option<(String, bool)>,
     pub opcode: String,
     pub operands: Vec<Operand>,
+    /// The CUDA source position of the last `.loc` before it: file number and line.
+    pub loc: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -33,7 +33,8 @@ pub enum EmuError {
     /// A fault while the kernel ran: an access outside every allocation, a misaligned address,
     /// a warp-synchronous instruction with lanes missing, ...
     #[error(
-        "kernel `{kernel}`, PTX line {line}, block {:?}, thread {:?}: {msg}: `{text}`",
+        "kernel `{kernel}`, PTX line {line}{}, block {:?}, thread {:?}: {msg}: `{text}`",
+        cuda_line.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(),
         pos.block,
         pos.thread
     )]
@@ -41,6 +42,8 @@ pub enum EmuError {
         kernel: String,
         line: u32,
         text: String,
+        /// The CUDA source line (`file.cu:36`) when the PTX was compiled with `-lineinfo`.
+        cuda_line: Option<String>,
         pos: ThreadPos,
         msg: String,
     },

@@ -344,3 +344,46 @@ fn host_memory_errors() {
     assert!(dev.read(p, 4).is_err());
     assert_eq!(run1("\tst.global.u32 [%oa], 5;", 1), vec![5]);
 }
+
+#[test]
+fn faults_name_the_cuda_line_when_the_ptx_has_lineinfo() {
+    let ptx = format!(
+        "{HEADER}.visible .entry k(.param .u64 p)
+{{
+	.reg .b32 %r<4>;
+	.reg .b64 %rd<4>;
+	.loc 1 7 3
+	ld.param.u64 %rd1, [p];
+	.loc 1 42 5, function_name $L__info_string0, inlined_at 1 7 3
+	ld.global.u32 %r1, [%rd1+64];
+	ret;
+}}
+	.file 1 \"/src/kernels/oob.cu\"
+"
+    );
+    let module = Module::parse(&ptx).unwrap();
+    let mut dev = Device::new();
+    let p = dev.alloc(64);
+    let err = dev
+        .launch(
+            &module,
+            "k",
+            LaunchConfig::linear(1, 1),
+            &[KernelArg::Ptr(p)],
+        )
+        .unwrap_err();
+    match &err {
+        EmuError::Runtime {
+            cuda_line, text, ..
+        } => {
+            assert_eq!(cuda_line.as_deref(), Some("/src/kernels/oob.cu:42"));
+            assert_eq!(text, "ld.global.u32 %r1, [%rd1+64];");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("PTX line 11 (/src/kernels/oob.cu:42)"),
+        "{err}"
+    );
+}

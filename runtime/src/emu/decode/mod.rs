@@ -90,7 +90,9 @@ pub(crate) fn decode_module(
     }
     let mut kernels = Vec::new();
     for func in ast.functions.iter().filter(|f| f.is_entry) {
-        kernels.push(KernelDecoder::new(src, func, &module_symbols).decode(&module_shared)?);
+        kernels.push(
+            KernelDecoder::new(src, func, &module_symbols).decode(&module_shared, &ast.files)?,
+        );
     }
     Ok(DecodedModule { kernels, globals })
 }
@@ -199,7 +201,11 @@ impl<'a> KernelDecoder<'a> {
         }
     }
 
-    fn decode(mut self, module_shared: &[&VarDecl]) -> Result<Kernel, EmuError> {
+    fn decode(
+        mut self,
+        module_shared: &[&VarDecl],
+        files: &[(u32, String)],
+    ) -> Result<Kernel, EmuError> {
         let func = self.func;
         let (params, param_bytes) = self.layout_params()?;
         let (static_shared, dynamic_shared_offset) = self.layout_shared(module_shared);
@@ -215,6 +221,7 @@ impl<'a> KernelDecoder<'a> {
             }
         }
         let mut code = Vec::with_capacity(index as usize);
+        let mut source_lines = Vec::with_capacity(index as usize);
         for stmt in &func.body {
             match stmt {
                 Stmt::Open => self.scopes.push(HashMap::new()),
@@ -227,7 +234,10 @@ impl<'a> KernelDecoder<'a> {
                     let result = self.decode_instr(instr);
                     let err_text = || line_text(self.src, line);
                     match result {
-                        Ok(i) => code.push(i),
+                        Ok(i) => {
+                            code.push(i);
+                            source_lines.push(source_line(files, instr.loc));
+                        }
                         Err(DecodeError::Unsupported(what)) => {
                             return Err(EmuError::Unsupported {
                                 kernel: func.name.clone(),
@@ -260,6 +270,7 @@ impl<'a> KernelDecoder<'a> {
             local_bytes,
             reqntid: func.reqntid,
             maxntid: func.maxntid,
+            source_lines,
         })
     }
 
@@ -296,6 +307,16 @@ impl<'a> KernelDecoder<'a> {
             class,
         })
     }
+}
+
+/// `file:line` of a `.loc` position, with the file's name as NVRTC recorded it.
+fn source_line(files: &[(u32, String)], loc: Option<(u32, u32)>) -> Option<String> {
+    let (file, line) = loc?;
+    let name = files
+        .iter()
+        .find(|(n, _)| *n == file)
+        .map_or("?", |(_, path)| path.as_str());
+    Some(format!("{name}:{line}"))
 }
 
 /// Checks an operand count.

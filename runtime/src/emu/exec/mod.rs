@@ -58,11 +58,13 @@ impl BlockEnv<'_> {
         [t % bx, (t / bx) % by, t / (bx * by)]
     }
 
-    fn error(&self, warp: u32, line: u32, fault: Fault) -> EmuError {
+    fn error(&self, warp: u32, pc: u32, fault: Fault) -> EmuError {
+        let line = self.kernel.code[pc as usize].line;
         EmuError::Runtime {
             kernel: self.kernel.name.clone(),
             line,
             text: line_text(self.src, line),
+            cuda_line: self.kernel.source_lines[pc as usize].clone(),
             pos: ThreadPos {
                 block: self.block,
                 thread: self.thread_of(warp, fault.lane),
@@ -228,7 +230,7 @@ impl Warp {
                         env.instruction_limit
                     ),
                 };
-                return Err(env.error(self.index, instr.line, fault));
+                return Err(env.error(self.index, pc, fault));
             }
             budget -= 1;
             env.counters.by_class[instr.class as usize] += 1;
@@ -267,7 +269,7 @@ impl Warp {
                 _ => {
                     if exec != 0 {
                         self.execute(env, &instr.op, exec)
-                            .map_err(|f| env.error(self.index, instr.line, f))?;
+                            .map_err(|f| env.error(self.index, pc, f))?;
                     }
                     if self.diverged {
                         self.move_lanes(mask, pc + 1);

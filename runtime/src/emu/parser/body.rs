@@ -23,6 +23,7 @@ impl Parser<'_> {
     pub(super) fn body(&mut self) -> PResult<Vec<Stmt>> {
         let mut stmts = Vec::new();
         let mut depth = 0usize;
+        self.loc = None;
         loop {
             let line = self.line();
             match self.peek() {
@@ -40,7 +41,15 @@ impl Parser<'_> {
                     depth -= 1;
                     stmts.push(Stmt::Close);
                 }
-                Some(Tok::Word(".loc" | ".file")) => self.skip_line(),
+                Some(Tok::Word(".loc")) => {
+                    if let (Some(Tok::Num(Literal::Int(file))), Some(Tok::Num(Literal::Int(l)))) =
+                        (self.peek_at(1), self.peek_at(2))
+                    {
+                        self.loc = Some((file as u32, l as u32));
+                    }
+                    self.skip_line();
+                }
+                Some(Tok::Word(".file")) => self.skip_line(),
                 Some(Tok::Word(".pragma")) => self.skip_past(';')?,
                 Some(Tok::Word(".reg")) => {
                     self.pos += 1;
@@ -115,6 +124,7 @@ impl Parser<'_> {
             guard,
             opcode: opcode.to_string(),
             operands,
+            loc: self.loc,
         })
     }
 

@@ -18,6 +18,7 @@ pub fn parse_module(src: &str) -> Result<ModuleAst, EmuError> {
         src,
         tokens,
         pos: 0,
+        loc: None,
     };
     parser.module()
 }
@@ -42,6 +43,8 @@ struct Parser<'a> {
     src: &'a str,
     tokens: Vec<Token<'a>>,
     pos: usize,
+    /// The position of the latest `.loc` in the current function body.
+    loc: Option<(u32, u32)>,
 }
 
 type PResult<T> = Result<T, EmuError>;
@@ -159,13 +162,21 @@ impl<'a> Parser<'a> {
         let mut module = ModuleAst {
             functions: Vec::new(),
             variables: Vec::new(),
+            files: Vec::new(),
         };
         let mut is_extern = false;
         while let Some(tok) = self.peek() {
             match tok {
-                Tok::Word(".version" | ".target" | ".address_size" | ".file" | ".loc") => {
-                    self.skip_line()
+                Tok::Word(".file") => {
+                    self.pos += 1;
+                    if let (Some(Tok::Num(Literal::Int(n))), Some(Tok::Str(path))) =
+                        (self.peek(), self.peek_at(1))
+                    {
+                        module.files.push((n as u32, path.to_string()));
+                    }
+                    self.skip_line();
                 }
+                Tok::Word(".version" | ".target" | ".address_size" | ".loc") => self.skip_line(),
                 Tok::Word(".visible" | ".weak" | ".common") => self.pos += 1,
                 Tok::Word(".extern") => {
                     is_extern = true;

@@ -359,4 +359,6 @@ pub struct Kernel {
     pub local_bytes: u32,
     pub reqntid: Option<[u32; 3]>,
     pub maxntid: Option<[u32; 3]>,
+    /// Per instruction, its CUDA source position `file:line` when the PTX has `.loc` lines.
+    pub source_lines: Vec<Option<String>>,
 }
