@@ -56,7 +56,7 @@ mod types;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use counters::Counters;
-pub use error::{EmuError, ThreadPos};
+pub use error::{EmuError, KernelFault, ThreadPos};
 pub use launch::{
     Device, KernelArg, LaunchConfig, LaunchReport, DEFAULT_WARP_INSTRUCTION_LIMIT,
     MAX_SHARED_BYTES, MAX_THREADS_PER_BLOCK,

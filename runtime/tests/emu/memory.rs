@@ -259,13 +259,7 @@ fn struct_parameter_and_module_globals() {
 
 fn runtime_error(err: EmuError) -> (u32, String, [u32; 3], [u32; 3], String) {
     match err {
-        EmuError::Runtime {
-            line,
-            text,
-            pos,
-            msg,
-            ..
-        } => (line, text, pos.block, pos.thread, msg),
+        EmuError::Runtime(f) => (f.line, f.text, f.pos.block, f.pos.thread, f.msg),
         other => panic!("expected a runtime error, got {other}"),
     }
 }
@@ -373,11 +367,9 @@ fn faults_name_the_cuda_line_when_the_ptx_has_lineinfo() {
         )
         .unwrap_err();
     match &err {
-        EmuError::Runtime {
-            cuda_line, text, ..
-        } => {
-            assert_eq!(cuda_line.as_deref(), Some("/src/kernels/oob.cu:42"));
-            assert_eq!(text, "ld.global.u32 %r1, [%rd1+64];");
+        EmuError::Runtime(f) => {
+            assert_eq!(f.cuda_line.as_deref(), Some("/src/kernels/oob.cu:42"));
+            assert_eq!(f.text, "ld.global.u32 %r1, [%rd1+64];");
         }
         other => panic!("{other}"),
     }

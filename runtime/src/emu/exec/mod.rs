@@ -16,7 +16,7 @@ pub(crate) mod memory;
 pub(crate) mod warp_ops;
 
 use super::counters::Counters;
-use super::error::{EmuError, ThreadPos};
+use super::error::{EmuError, KernelFault, ThreadPos};
 use super::memory::GlobalMemory;
 use super::parser::line_text;
 use super::program::*;
@@ -60,7 +60,7 @@ impl BlockEnv<'_> {
 
     fn error(&self, warp: u32, pc: u32, fault: Fault) -> EmuError {
         let line = self.kernel.code[pc as usize].line;
-        EmuError::Runtime {
+        EmuError::Runtime(Box::new(KernelFault {
             kernel: self.kernel.name.clone(),
             line,
             text: line_text(self.src, line),
@@ -70,7 +70,7 @@ impl BlockEnv<'_> {
                 thread: self.thread_of(warp, fault.lane),
             },
             msg: fault.msg,
-        }
+        }))
     }
 }
 
