@@ -66,6 +66,7 @@ impl VarDecl {
 pub enum Stmt {
     Label {
         name: String,
+        line: u32,
     },
     Instr(InstrAst),
     /// `{` opening a scope (an inline-asm block); its `.reg` declarations end at the `}`.

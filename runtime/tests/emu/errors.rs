@@ -158,3 +158,18 @@ fn inline_asm_scopes_shadow_and_end() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn repeated_label_names_are_rejected() {
+    let body = "\t{ $L_loop: add.s32 %r1, %r1, 1; }\n\t{ $L_loop: add.s32 %r2, %r2, 1; }";
+    match parse_error(body) {
+        EmuError::Unsupported { what, text, .. } => {
+            assert!(
+                what.contains("label `$L_loop` defined more than once"),
+                "{what}"
+            );
+            assert!(text.contains("$L_loop"), "{text}");
+        }
+        other => panic!("{other}"),
+    }
+}

@@ -86,6 +86,7 @@ impl Parser<'_> {
                     self.pos += 2;
                     stmts.push(Stmt::Label {
                         name: w.to_string(),
+                        line,
                     });
                 }
                 Some(Tok::Punct('@')) | Some(Tok::Word(_)) => {
