@@ -283,7 +283,7 @@ impl<'a> KernelDecoder<'a> {
         })
     }
 
-    fn lookup(&self, name: &str) -> Option<RegRef> {
+    pub(crate) fn lookup(&self, name: &str) -> Option<RegRef> {
         self.scopes.iter().rev().find_map(|s| s.get(name).copied())
     }
 

@@ -69,12 +69,11 @@ impl KernelDecoder<'_> {
     pub(crate) fn src(&self, op: &Operand, ty: Ty) -> DResult<Src> {
         match op {
             Operand::Imm(lit) => Ok(Src::Imm(imm_bits(*lit, ty)?)),
-            Operand::Name(n) => {
-                if let Some(sym) = self.symbols.get(n) {
-                    return Ok(Src::Imm(sym.addr));
-                }
-                Ok(Src::Reg(self.val_reg(n)?.0))
-            }
+            // Registers (possibly scoped) shadow variables of the same name.
+            Operand::Name(n) => match (self.lookup(n), self.symbols.get(n)) {
+                (None, Some(sym)) => Ok(Src::Imm(sym.addr)),
+                _ => Ok(Src::Reg(self.val_reg(n)?.0)),
+            },
             other => invalid(format!("expected a source operand, found {other:?}")),
         }
     }
@@ -86,9 +85,9 @@ impl KernelDecoder<'_> {
         };
         let base = match base {
             None => Src::Imm(0),
-            Some(name) => match self.symbols.get(name) {
-                Some(sym) => Src::Imm(self.symbol_address(name, *sym, space)?),
-                None => Src::Reg(self.val_reg(name)?.0),
+            Some(name) => match (self.lookup(name), self.symbols.get(name)) {
+                (None, Some(sym)) => Src::Imm(self.symbol_address(name, *sym, space)?),
+                _ => Src::Reg(self.val_reg(name)?.0),
             },
         };
         Ok(Addr {
