@@ -53,7 +53,8 @@ pub enum KernelArg {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LaunchReport {
     pub warp_instructions: u64,
-    /// Lane-instructions of the lanes active at each issued instruction.
+    /// Lanes active (converged) at each issued instruction, summed; lanes whose guard predicate
+    /// is false still count, as they are issued.
     pub thread_instructions: u64,
     pub blocks: u64,
     pub counters: Counters,

@@ -5,11 +5,11 @@
 //! the PTX line, instead of computing a wrong answer.
 //!
 //! # Pipeline
-//! - [`lexer`] and [`parser`] read PTX text into an AST ([`ast`]).
-//! - [`decode`] turns each `.entry` into a [`program::Kernel`]: a flat vector of compact
+//! - `lexer` and `parser` read PTX text into an AST (`ast`).
+//! - `decode` turns each `.entry` into a `program::Kernel`: a flat vector of compact
 //!   instructions whose operands are register-file indices or typed immediates, with labels
 //!   resolved and shared/local/param symbols placed.
-//! - [`Device::launch`] packs arguments and runs the grid; [`exec`] executes warps.
+//! - [`Device::launch`] packs arguments and runs the grid; `exec` executes warps.
 //!
 //! # Execution model
 //! Blocks run one after another. A block's warps are 32 lanes each; registers are stored
@@ -24,21 +24,36 @@
 //! synchronous instructions (`shfl.sync`, `vote.sync`) require every live lane of their
 //! membermask to be converged with them, else the launch fails with a runtime error.
 //!
+//! Consequences of sequential execution: a kernel that spins waiting for another warp or block
+//! (or, as on pre-Volta GPUs, for another lane of its own warp at a higher PC) cannot finish;
+//! a per-warp instruction budget between barriers ([`Device::set_warp_instruction_limit`]) turns
+//! that into an error. Atomics are applied lane by lane in lane order, so contended float
+//! atomics give reproducible sums.
+//!
 //! # Memory
 //! Global memory is a set of allocations at distinct 256-byte aligned addresses with unmapped
 //! gaps; any access outside an allocation, or misaligned, is an error naming kernel, PTX line,
-//! block and thread. Generic addresses map windows onto shared ([`types::SHARED_WINDOW`]) and
-//! local ([`types::LOCAL_WINDOW`]) memory; `.global` module variables live at fixed per-module
+//! block and thread. Generic addresses map windows onto shared (`types::SHARED_WINDOW`) and
+//! local (`types::LOCAL_WINDOW`) memory; `.global` module variables live at fixed per-module
 //! addresses and are mapped into a device on first launch. Every warp memory request passes
-//! through one hook in [`exec::memory`] that feeds the [`Counters`].
+//! through one hook in `exec::memory` that feeds the [`Counters`]; a sanitizer (shared-memory
+//! races, uninitialised reads) would attach there. With `-lineinfo` PTX, faults also name the
+//! CUDA source line from `.loc`.
 //!
 //! # Arithmetic
 //! Integer operations follow PTX's definitions (wrapping, clamped shifts, `bfe`/`bfi`/`prmt`).
 //! `add/sub/mul/fma/div/sqrt/rcp` with `.rn/.rz/.rm/.rp` are correctly rounded (directed modes
-//! and 16-bit formats via round-to-odd, see [`float`]). Approximate functions (`ex2`, `lg2`,
+//! and 16-bit formats via round-to-odd, see `float`). Approximate functions (`ex2`, `lg2`,
 //! `rsqrt`, `sin`, `cos`, `tanh`, `.approx` divisions) are computed in f64 and rounded, which is
 //! within PTX's stated error. `cvt` handles every int/float pair with rounding, `.sat` and
 //! `.ftz`, including bf16/f16 round-to-nearest-even with canonical NaN.
+//!
+//! # Not supported (rejected at load time)
+//! `call` and `.func` bodies, tensor-core and async-copy instructions (`mma`, `ldmatrix`,
+//! `cp.async`), textures and surfaces, `bar.sync` with a thread count or named barriers other
+//! than as a whole-block barrier, carry-chain arithmetic (`add.cc`/`addc`), `%clock`-style
+//! registers, directed rounding on f64 `fma`/`div`/`sqrt`/`rcp`, and the `.relu`/`.satfinite`
+//! variants.
 
 mod ast;
 mod counters;
