@@ -349,3 +349,51 @@ fn causal_attention_warp_per_row() {
         2e-5,
     );
 }
+
+#[test]
+fn accurate_trig_exp_log_including_large_arguments() {
+    let m = module();
+    let mut rng = Rng::new(13);
+    let mut x: Vec<f32> = (0..200).map(|_| rng.uniform() * 10.0).collect();
+    x.extend((0..56).map(|_| rng.uniform() * 3.0e5));
+    x.extend([1.0e30f32, -7.5e12, 123456.79, 0.0, -0.0, 1e-30]);
+    let n = x.len();
+    let mut dev = Device::new();
+    let px = upload_f32(&mut dev, &x);
+    let po = dev.alloc(n * 16);
+    dev.launch(
+        &m,
+        "trig_f32",
+        LaunchConfig::linear((n as u32).div_ceil(64), 64),
+        &[
+            KernelArg::Ptr(po),
+            KernelArg::Ptr(px),
+            KernelArg::I32(n as i32),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = download_f32(&dev, po, n * 4);
+    for (i, &v) in x.iter().enumerate() {
+        let v64 = v as f64;
+        // CUDA: sinf/cosf/expf/logf have at most 2 ulp error (1 ulp for logf); allow 2 ulp of
+        // the result's magnitude (or absolute 2^-24 near zero).
+        let check = |what: &str, got: f32, want: f64| {
+            let ulp = want.abs().max(2f64.powi(-126)) * 2f64.powi(-23);
+            // Near a zero of sin/cos the error bound is absolute.
+            let tol = 2.0 * ulp
+                + if want.abs() < 1e-3 {
+                    2f64.powi(-24)
+                } else {
+                    0.0
+                };
+            assert!(
+                (got as f64 - want).abs() <= tol,
+                "{what}({v}): got {got}, want {want}"
+            );
+        };
+        check("sin", out[4 * i], v64.sin());
+        check("cos", out[4 * i + 1], v64.cos());
+        check("exp", out[4 * i + 2], ((v * 1e-4f32) as f64).exp());
+        check("log", out[4 * i + 3], ((v.abs() + 1.0) as f64).ln());
+    }
+}
