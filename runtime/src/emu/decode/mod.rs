@@ -213,17 +213,15 @@ impl<'a> KernelDecoder<'a> {
         let mut index = 0u32;
         for stmt in &func.body {
             match stmt {
-                Stmt::Label { name, line } => {
-                    // PTX scopes labels to their `{ }` block; one flat table is right only while
-                    // names are unique, so a repeated name is rejected rather than misresolved.
-                    if self.labels.insert(name.clone(), index).is_some() {
-                        return Err(EmuError::Unsupported {
-                            kernel: func.name.clone(),
-                            line: *line,
-                            text: line_text(self.src, *line),
-                            what: format!("label `{name}` defined more than once (scoped labels)"),
-                        });
-                    }
+                // PTX scopes labels to their `{ }` block; one flat table is right only while
+                // names are unique, so a repeated name is rejected rather than misresolved.
+                Stmt::Label { name, line } if self.labels.insert(name.clone(), index).is_some() => {
+                    return Err(EmuError::Unsupported {
+                        kernel: func.name.clone(),
+                        line: *line,
+                        text: line_text(self.src, *line),
+                        what: format!("label `{name}` defined more than once (scoped labels)"),
+                    });
                 }
                 Stmt::Instr(_) => index += 1,
                 _ => {}
