@@ -2,7 +2,7 @@
 //! memory across warps with barriers, dynamic shared memory, local memory through generic
 //! addresses, struct parameters, module-level globals, and the bounds/alignment faults.
 
-use runtime::emu::{Device, EmuError, KernelArg, LaunchConfig, Module};
+use runtime::emu::{Class, Device, EmuError, KernelArg, LaunchConfig, Module};
 
 use crate::common::{from_bytes, run, run1, to_bytes, try_run, HEADER};
 
@@ -378,4 +378,43 @@ fn faults_name_the_cuda_line_when_the_ptx_has_lineinfo() {
             .contains("PTX line 11 (/src/kernels/oob.cu:42)"),
         "{err}"
     );
+}
+
+#[test]
+fn counters_measure_coalescing_and_bank_conflicts() {
+    // 64 threads: a coalesced load in[tid], a strided load in[8 * tid], a conflict-free shared
+    // store sh[tid] and a 32-way conflicting shared load sh[32 * lane % 64 ...].
+    let body = "
+	.shared .align 4 .b8 sh[4096];
+	ld.global.u32 %r1, [%ia];
+	mov.u32 %r2, %tid.x;
+	mul.wide.u32 %rd1, %r2, 32;
+	add.s64 %rd2, %in, %rd1;
+	ld.global.u32 %r3, [%rd2];
+	mov.u32 %r4, sh;
+	and.b32 %r5, %r2, 31;
+	shl.b32 %r6, %r5, 2;
+	add.s32 %r7, %r4, %r6;
+	st.shared.u32 [%r7], %r1;
+	shl.b32 %r8, %r5, 7;
+	add.s32 %r9, %r4, %r8;
+	ld.shared.u32 %r10, [%r9];
+	add.s32 %r11, %r3, %r10;
+	st.global.u32 [%oa], %r11;
+";
+    let input = vec![1u32; 64 * 8];
+    let o = try_run(body, 1, 64, 64, &input).unwrap();
+    let c = &o.report.counters;
+    assert_eq!(c.global_load_requests, 4);
+    assert_eq!(c.global_load_bytes, 4 * 32 * 4);
+    // Coalesced: 4 sectors per warp; stride 32 bytes: one sector per lane.
+    assert_eq!(c.global_load_sectors, 2 * 4 + 2 * 32);
+    assert_eq!(c.global_store_sectors, 2 * 4);
+    assert_eq!(c.shared_store_requests, 2);
+    assert_eq!(c.shared_load_requests, 2);
+    // Stride of 128 bytes puts every lane in bank 0 with a distinct word.
+    assert_eq!(c.shared_bank_conflicts(), 2 * 31);
+    assert_eq!(c.class(Class::Shared), 4);
+    assert_eq!(c.class(Class::Global), 6);
+    assert_eq!(o.report.warp_instructions, c.by_class.iter().sum::<u64>());
 }
