@@ -20,6 +20,9 @@ pub enum Error {
     /// carries its log), ptxas failed, or the PTX cache could not be written.
     #[error("{stage}: {msg}")]
     Compile { stage: &'static str, msg: String },
+    /// A PTX emulator error: unsupported PTX, a bad launch, or a fault while a kernel ran.
+    #[error("PTX emulator: {0}")]
+    Emulator(#[from] crate::emu::EmuError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

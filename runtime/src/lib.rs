@@ -10,6 +10,7 @@ mod backend;
 pub mod compile;
 mod cpu;
 mod dtype;
+pub mod emu;
 mod error;
 mod fast_exp;
 pub mod ops;
