@@ -11,5 +11,4 @@ mod errors;
 mod fixtures;
 mod memory;
 mod realistic;
-mod speed;
 mod warp;
