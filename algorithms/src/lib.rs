@@ -4,5 +4,6 @@
 mod error;
 pub mod rng;
 pub mod tasks;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
