@@ -2,7 +2,11 @@
 //! fine-tuning and evaluation (reward models, critic, PPO and GRPO build on these).
 
 mod error;
+pub mod eval;
+pub mod model;
+pub mod optim;
 pub mod rng;
+pub mod sft;
 pub mod tasks;
 pub mod tokenizer;
 
