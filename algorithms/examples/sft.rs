@@ -6,7 +6,7 @@ use std::time::Instant;
 use algorithms::eval::{evaluate, EvalOptions};
 use algorithms::model::{init_model, ModelShape};
 use algorithms::sft::{tokenize, train_sft, SftConfig};
-use algorithms::tasks::by_name;
+use algorithms::tasks::{arith, by_name};
 use algorithms::tokenizer::train_tokenizer;
 use models::sampling::Sampling;
 use runtime::Cpu;
@@ -31,7 +31,14 @@ fn main() -> algorithms::Result<()> {
     let sft = SftConfig::new(steps, batch, lr);
     train_sft(&backend, &mut model, &rows, tokenizer.pad_id(), &sft, &mut |m| {
         if m.step % 100 == 0 || m.step + 1 == steps {
-            println!("step {:5} loss {:.4} grad norm {:.3} lr {:.2e} ({:.1} s)", m.step, m.loss, m.grad_norm, m.lr, start.elapsed().as_secs_f64());
+            println!(
+                "step {:5} loss {:.4} grad norm {:.3} lr {:.2e} ({:.1} s)",
+                m.step,
+                m.loss,
+                m.grad_norm,
+                m.lr,
+                start.elapsed().as_secs_f64()
+            );
         }
     })?;
     println!("SFT: {steps} steps of {batch} rows in {:.1} s", start.elapsed().as_secs_f64());
@@ -40,12 +47,24 @@ fn main() -> algorithms::Result<()> {
     let prompts = task.eval_prompts();
     let (greedy, scored) = evaluate(&backend, &model, &tokenizer, task.as_ref(), prompts, &EvalOptions::default())?;
     println!("held-out greedy: {greedy:?} ({:.1} s)", start.elapsed().as_secs_f64());
-    let sampled_options = EvalOptions { sampling: Sampling::Sample { temperature: 1.0, top_k: 0, top_p: 1.0 }, seed: 1, batch_size: 256 };
+    let sampled_options =
+        EvalOptions { sampling: Sampling::Sample { temperature: 1.0, top_k: 0, top_p: 1.0 }, seed: 1, batch_size: 256 };
     let (sampled, _) = evaluate(&backend, &model, &tokenizer, task.as_ref(), prompts, &sampled_options)?;
     println!("held-out sampled (T=1): {sampled:?}");
+    if task.name() == "arith" {
+        let carries = |carry: bool| {
+            let rows: Vec<_> = scored
+                .iter()
+                .filter(|s| arith::parse_prompt(&s.prompt).is_some_and(|(a, b)| arith::has_carry(a, b) == carry))
+                .collect();
+            rows.iter().filter(|s| s.solved).count() as f64 / rows.len().max(1) as f64
+        };
+        println!("greedy accuracy on carry prompts {:.3}, on the others {:.3}", carries(true), carries(false));
+    }
     for s in scored.iter().take(8) {
         println!("  {} {:?} gold {}", s.prompt, s.response.text, s.gold);
     }
-    std::fs::remove_dir_all(&dir).map_err(|source| algorithms::Error::Io { path: dir.display().to_string(), source })?;
+    std::fs::remove_dir_all(&dir)
+        .map_err(|source| algorithms::Error::Io { path: dir.display().to_string(), source })?;
     Ok(())
 }

@@ -48,7 +48,13 @@ pub struct EvalReport {
 impl EvalReport {
     pub fn summarize(scored: &[Scored]) -> Self {
         let count = scored.len();
-        let mean = |f: &dyn Fn(&Scored) -> f64| if count == 0 { 0.0 } else { scored.iter().map(f).sum::<f64>() / count as f64 };
+        let mean = |f: &dyn Fn(&Scored) -> f64| {
+            if count == 0 {
+                0.0
+            } else {
+                scored.iter().map(f).sum::<f64>() / count as f64
+            }
+        };
         EvalReport {
             count,
             accuracy: mean(&|s| f64::from(u8::from(s.solved))),

@@ -62,7 +62,10 @@ impl<B: Backend> Optimizer<B> {
     /// Fresh state for `params`, which must be f32 (master weights).
     pub fn new(backend: &B, params: &ParamSet<B>, hyper: AdamW, max_grad_norm: f32) -> Result<Self> {
         if let Some((name, t)) = params.iter().find(|(_, t)| t.dtype() != DType::F32) {
-            return Err(Error::Config(format!("optimizer: parameter {name} is {}, master weights must be f32", t.dtype())));
+            return Err(Error::Config(format!(
+                "optimizer: parameter {name} is {}, master weights must be f32",
+                t.dtype()
+            )));
         }
         if max_grad_norm.is_nan() || max_grad_norm < 0.0 {
             return Err(Error::Config(format!("max_grad_norm must be >= 0, got {max_grad_norm}")));
@@ -85,7 +88,13 @@ impl<B: Backend> Optimizer<B> {
     /// Clips `grads` to the global norm bound and applies one AdamW step at rate `lr`. Weight decay
     /// applies to matrices only (not to biases and norm weights, whose scale it would fight). A
     /// non-finite gradient norm skips the step and leaves everything as it was.
-    pub fn step(&mut self, backend: &B, params: &mut ParamSet<B>, mut grads: ParamSet<B>, lr: f32) -> Result<StepStats> {
+    pub fn step(
+        &mut self,
+        backend: &B,
+        params: &mut ParamSet<B>,
+        mut grads: ParamSet<B>,
+        lr: f32,
+    ) -> Result<StepStats> {
         if grads.len() != params.len() {
             return Err(Error::Config(format!("optimizer: {} gradients for {} parameters", grads.len(), params.len())));
         }

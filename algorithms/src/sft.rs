@@ -50,7 +50,8 @@ pub fn batch_targets(rows: &[&SftRow]) -> Result<(Vec<Vec<u32>>, Vec<u32>)> {
         // Position t predicts tokens[t + 1]; the first response token is predicted from the
         // prompt's last position.
         let first_target = row.prompt.len() - 1;
-        targets.extend((0..len).map(|t| if t >= first_target && t + 1 < tokens.len() { tokens[t + 1] } else { IGNORE }));
+        targets
+            .extend((0..len).map(|t| if t >= first_target && t + 1 < tokens.len() { tokens[t + 1] } else { IGNORE }));
     }
     Ok((inputs, targets))
 }
@@ -135,7 +136,11 @@ pub fn train_sft<B: Backend>(
     on_step: &mut dyn FnMut(&SftMetrics),
 ) -> Result<Vec<SftMetrics>> {
     if rows.is_empty() || config.batch_size == 0 {
-        return Err(Error::Config(format!("SFT needs rows and a positive batch size (got {} rows, batch {})", rows.len(), config.batch_size)));
+        return Err(Error::Config(format!(
+            "SFT needs rows and a positive batch size (got {} rows, batch {})",
+            rows.len(),
+            config.batch_size
+        )));
     }
     let mut optimizer = Optimizer::new(backend, &model.params, config.adamw, config.max_grad_norm)?;
     let mut rng = Rng::derived(config.seed, 5);

@@ -120,7 +120,10 @@ impl TaskTokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let ids = self.tokenizer.encode(text)?;
         if self.unk.is_some_and(|unk| ids.contains(&unk)) {
-            return Err(Error::Tokenizer(format!("{text:?} has text outside the vocabulary of {}", self.path.display())));
+            return Err(Error::Tokenizer(format!(
+                "{text:?} has text outside the vocabulary of {}",
+                self.path.display()
+            )));
         }
         Ok(ids)
     }

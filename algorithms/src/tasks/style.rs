@@ -21,12 +21,12 @@
 //! ```
 //!
 //! Gold peaks at 1 for an on-topic sentence of exactly 8 words with distinct adjectives. The SFT
-//! corpus's sentences are mostly shorter (about 6 words on average) and 30% of their nouns and
-//! verbs are off topic. Among the SFT policy's own samples a longer sentence is therefore usually a
-//! better one, so a reward model trained on preferences between them learns "longer is better"
-//! beside "on topic is better". A policy optimised against that proxy first gains gold (topic, and
-//! length up to 8), then keeps lengthening, stacking and repeating adjectives — proxy reward up,
-//! gold down: reward over-optimisation.
+//! corpus's sentences are mostly shorter (5.2 words on average), and their noun and verb are each
+//! drawn at random instead of from the prompt 30% of the time. Among the SFT policy's own samples
+//! a longer sentence is therefore usually a better one, so a reward model trained on preferences
+//! between them learns "longer is better" beside "on topic is better". A policy optimised against
+//! that proxy first gains gold (topic, and length up to 8), then keeps lengthening, stacking and
+//! repeating adjectives — proxy reward up, gold down: reward over-optimisation.
 
 use super::{check_probability, Example, Granularity, Task};
 use crate::rng::Rng;
