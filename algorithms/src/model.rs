@@ -1,5 +1,5 @@
-//! Fresh models for the bundled tasks: a small GPT-2-style configuration sized for the task, and
-//! GPT-2's initialisation.
+//! Fresh models for the bundled tasks: a small GPT-2- or Llama-style configuration sized for the
+//! task, and GPT-2's initialisation.
 
 use models::transformer::{Model, Transformer};
 use models::{Architecture, ModelConfig};
@@ -13,6 +13,9 @@ use crate::Result;
 /// The size of a transformer trained from scratch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelShape {
+    /// GPT-2 (learned positions, LayerNorm, GELU) or Llama (RoPE, RMSNorm, SwiGLU); Qwen2 is
+    /// taken as Llama.
+    pub arch: Architecture,
     /// C
     pub hidden: usize,
     pub layers: usize,
@@ -35,13 +38,15 @@ impl ModelShape {
         };
         let longest_prompt = task.train_prompts().iter().chain(task.eval_prompts()).map(prompt_tokens).max();
         let max_positions = (longest_prompt.unwrap_or(0) + task.max_response_tokens()).next_power_of_two();
-        ModelShape { hidden: 64, layers: 2, heads: 4, intermediate: 256, max_positions }
+        ModelShape { arch: Architecture::Gpt2, hidden: 64, layers: 2, heads: 4, intermediate: 256, max_positions }
     }
 
-    /// A GPT-2 configuration of this shape for `tokenizer`'s vocabulary and special tokens.
+    /// A configuration of this shape for `tokenizer`'s vocabulary and special tokens, with tied
+    /// input and output embeddings.
     pub fn config(&self, tokenizer: &TaskTokenizer) -> ModelConfig {
+        let gpt2 = self.arch == Architecture::Gpt2;
         ModelConfig {
-            arch: Architecture::Gpt2,
+            arch: if gpt2 { Architecture::Gpt2 } else { Architecture::Llama },
             vocab_size: tokenizer.vocab_size(),
             hidden_size: self.hidden,
             num_layers: self.layers,
@@ -51,9 +56,9 @@ impl ModelShape {
             intermediate_size: self.intermediate,
             max_positions: self.max_positions,
             norm_eps: 1e-5,
-            rope_theta: 0.0,
+            rope_theta: if gpt2 { 0.0 } else { 10_000.0 },
             tie_word_embeddings: true,
-            qkv_bias: true,
+            qkv_bias: gpt2,
             bos_token_id: None,
             eos_token_ids: vec![tokenizer.eos_id()],
             pad_token_id: Some(tokenizer.pad_id()),

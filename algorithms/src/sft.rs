@@ -6,7 +6,7 @@
 //! response tokens count: prompt positions and padding get the ignore index. The loss is the mean
 //! over the batch's response tokens, so rows weigh by their length.
 
-use models::params::GradSlots;
+use models::params::{GradSlots, ParamSet};
 use models::transformer::{Inputs, Model};
 use runtime::ops::adamw::AdamW;
 use runtime::{Backend, DType};
@@ -62,6 +62,7 @@ pub struct SftConfig {
     pub steps: usize,
     pub batch_size: usize,
     pub schedule: LrSchedule,
+    /// AdamW settings; the schedule sets the rate of each step.
     pub adamw: AdamW,
     pub max_grad_norm: f32,
     /// Seeds the order rows are visited in.
@@ -97,14 +98,23 @@ pub struct SftMetrics {
     pub skipped: bool,
 }
 
-/// Mean response-token cross-entropy of `rows` under `model` and its gradients (a set shaped like
-/// the parameters), plus the token count.
+/// The SFT loss of one batch and its gradients.
+pub struct BatchLoss<B: Backend> {
+    /// Mean cross-entropy per response token.
+    pub loss: f32,
+    /// d(loss)/d(parameter), a set shaped like the parameters.
+    pub grads: ParamSet<B>,
+    /// Response tokens counted.
+    pub tokens: usize,
+}
+
+/// The loss of `rows` under `model` and its gradients.
 pub fn loss_and_grads<B: Backend>(
     backend: &B,
     model: &Model<B>,
     rows: &[&SftRow],
     pad_id: u32,
-) -> Result<(f32, models::params::ParamSet<B>, usize)> {
+) -> Result<BatchLoss<B>> {
     let (layout, params) = (&model.layout, &model.params);
     let (input_rows, targets) = batch_targets(rows)?;
     let counted = targets.iter().filter(|&&t| t != IGNORE).count();
@@ -122,7 +132,7 @@ pub fn loss_and_grads<B: Backend>(
     let mut slots = GradSlots::new(params.len());
     let dhidden = layout.logits_backward(backend, params, &acts.hidden, &dlogits, &mut slots)?;
     layout.backward(backend, params, &inputs, acts, &dhidden, &mut slots)?;
-    Ok((loss, slots.into_param_set(backend, params)?, counted))
+    Ok(BatchLoss { loss, grads: slots.into_param_set(backend, params)?, tokens: counted })
 }
 
 /// Trains `model` on `rows` for `config.steps` steps, calling `on_step` after each, and returns
@@ -156,7 +166,7 @@ pub fn train_sft<B: Backend>(
             let take = (config.batch_size - batch.len()).min(order.len());
             batch.extend(order.drain(order.len() - take..).map(|i| &rows[i]));
         }
-        let (loss, grads, tokens) = loss_and_grads(backend, model, &batch, pad_id)?;
+        let BatchLoss { loss, grads, tokens } = loss_and_grads(backend, model, &batch, pad_id)?;
         let lr = config.schedule.at(step);
         let stats = optimizer.step(backend, &mut model.params, grads, lr)?;
         let metrics = SftMetrics { step, loss, grad_norm: stats.grad_norm, lr, tokens, skipped: stats.skipped };

@@ -6,6 +6,7 @@ use algorithms::tasks::arith::{Arith, ArithConfig};
 use algorithms::tasks::Task;
 use algorithms::tokenizer::{train_tokenizer, Response};
 use models::sampling::Sampling;
+use models::Architecture;
 use runtime::Cpu;
 
 use crate::Scratch;
@@ -41,7 +42,8 @@ fn sampled_evaluation_is_reproducible_from_its_seed() {
     let task = Arith::new(ArithConfig::default()).unwrap();
     let dir = Scratch::new("eval-sampled");
     let tokenizer = train_tokenizer(&task, dir.path()).unwrap();
-    let shape = ModelShape { hidden: 16, layers: 1, heads: 2, intermediate: 32, max_positions: 16 };
+    let shape =
+        ModelShape { arch: Architecture::Gpt2, hidden: 16, layers: 1, heads: 2, intermediate: 32, max_positions: 16 };
     let model = init_model(&backend, &shape.config(&tokenizer), 2).unwrap();
     let prompts = &task.eval_prompts()[..40];
     let sampling = Sampling::Sample { temperature: 1.0, top_k: 0, top_p: 1.0 };

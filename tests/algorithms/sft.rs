@@ -3,11 +3,14 @@
 
 use algorithms::eval::{evaluate, EvalOptions};
 use algorithms::model::{init_model, ModelShape};
-use algorithms::sft::{batch_targets, loss_and_grads, tokenize, train_sft, SftConfig, SftRow, IGNORE};
+use algorithms::sft::{batch_targets, loss_and_grads, tokenize, train_sft, BatchLoss, SftConfig, SftRow, IGNORE};
+use algorithms::tasks::arith::{Arith, ArithConfig};
+use algorithms::tasks::style::{Style, StyleConfig};
 use algorithms::tasks::Task;
-use algorithms::tokenizer::train_tokenizer;
+use algorithms::tokenizer::{train_tokenizer, TaskTokenizer, TOKENIZER_FILE};
 use models::transformer::{Inputs, Model, Transformer};
-use models::ModelConfig;
+use models::weights::StorageDtype;
+use models::{Architecture, ModelConfig};
 use runtime::{Backend, Cpu, DType};
 
 use crate::common::Rng;
@@ -74,7 +77,8 @@ fn loss_and_gradients_match_an_f64_reference() {
     let backend = Cpu::new();
     let mut model = random_model(&backend, 3);
     let rows = vec![row(&[2, 3, 4], &[5, 6, 1]), row(&[7], &[8, 1]), row(&[9, 10, 2, 3, 4], &[1])];
-    let (loss, grads, tokens) = loss_and_grads(&backend, &model, &rows.iter().collect::<Vec<_>>(), 0).unwrap();
+    let BatchLoss { loss, grads, tokens } =
+        loss_and_grads(&backend, &model, &rows.iter().collect::<Vec<_>>(), 0).unwrap();
     assert_eq!(tokens, 6);
     let want = reference_loss(&backend, &model, &rows);
     assert!((f64::from(loss) - want).abs() < 1e-5 * want.abs().max(1.0), "loss {loss} vs reference {want}");
@@ -106,34 +110,45 @@ fn loss_and_gradients_match_an_f64_reference() {
 }
 
 #[test]
-fn a_tiny_model_learns_a_trivial_task() {
+fn a_tiny_model_learns_a_trivial_task_and_survives_a_save() {
     let backend = Cpu::new();
     let task = Successor::new();
-    let dir = Scratch::new("sft-successor");
-    let tokenizer = train_tokenizer(&task, dir.path()).unwrap();
-    let shape = ModelShape { hidden: 32, layers: 1, heads: 2, intermediate: 64, max_positions: 8 };
-    let mut model = init_model(&backend, &shape.config(&tokenizer), 1).unwrap();
-    let options = EvalOptions::default();
-    let (before, _) = evaluate(&backend, &model, &tokenizer, &task, task.eval_prompts(), &options).unwrap();
-    assert!(before.accuracy <= 0.2, "an untrained model should not know the task: {before:?}");
+    for arch in [Architecture::Gpt2, Architecture::Llama] {
+        let dir = Scratch::new(&format!("sft-successor-{arch:?}"));
+        let tokenizer = train_tokenizer(&task, dir.path()).unwrap();
+        let shape = ModelShape { arch, hidden: 32, layers: 1, heads: 2, intermediate: 64, max_positions: 8 };
+        let config = shape.config(&tokenizer);
+        let mut model = init_model(&backend, &config, 1).unwrap();
+        let options = EvalOptions::default();
+        let (before, _) = evaluate(&backend, &model, &tokenizer, &task, task.eval_prompts(), &options).unwrap();
+        assert!(before.accuracy <= 0.2, "{arch:?}: an untrained model should not know the task: {before:?}");
 
-    let rows = tokenize(&tokenizer, task.sft_corpus()).unwrap();
-    let config = SftConfig::new(120, 32, 1e-2);
-    let mut seen = 0;
-    let history = train_sft(&backend, &mut model, &rows, tokenizer.pad_id(), &config, &mut |m| {
-        assert_eq!(m.step, seen);
-        seen += 1;
-    })
-    .unwrap();
-    assert_eq!(history.len(), 120);
-    assert!(history.iter().all(|m| m.tokens == 64 && m.grad_norm.is_finite() && !m.skipped));
-    let first = history[..5].iter().map(|m| m.loss).sum::<f32>() / 5.0;
-    let last = history[history.len() - 5..].iter().map(|m| m.loss).sum::<f32>() / 5.0;
-    assert!(last < 0.05 * first, "loss went from {first} to {last}");
+        let rows = tokenize(&tokenizer, task.sft_corpus()).unwrap();
+        let sft = SftConfig::new(120, 32, 1e-2);
+        let mut seen = 0;
+        let history = train_sft(&backend, &mut model, &rows, tokenizer.pad_id(), &sft, &mut |m| {
+            assert_eq!(m.step, seen);
+            seen += 1;
+        })
+        .unwrap();
+        assert_eq!(history.len(), 120);
+        assert!(history.iter().all(|m| m.tokens == 64 && m.grad_norm.is_finite() && !m.skipped));
+        let first = history[..5].iter().map(|m| m.loss).sum::<f32>() / 5.0;
+        let last = history[history.len() - 5..].iter().map(|m| m.loss).sum::<f32>() / 5.0;
+        assert!(last < 0.05 * first, "{arch:?}: loss went from {first} to {last}");
 
-    let (after, scored) = evaluate(&backend, &model, &tokenizer, &task, task.eval_prompts(), &options).unwrap();
-    assert_eq!(after.accuracy, 1.0, "{scored:?}");
-    assert_eq!(scored[3].response.text, "4");
+        let (after, scored) = evaluate(&backend, &model, &tokenizer, &task, task.eval_prompts(), &options).unwrap();
+        assert_eq!(after.accuracy, 1.0, "{arch:?}: {scored:?}");
+        assert_eq!(scored[3].response.text, "4");
+
+        // The directory now holds tokenizer.json; with the model beside it, it is a checkpoint.
+        model.save(dir.path(), &backend, StorageDtype::F32).unwrap();
+        let loaded = Model::load(dir.path(), &backend, DType::F32).unwrap();
+        assert_eq!(loaded.layout.config, config);
+        let tokenizer = TaskTokenizer::load(&dir.path().join(TOKENIZER_FILE)).unwrap();
+        let (reloaded, _) = evaluate(&backend, &loaded, &tokenizer, &task, task.eval_prompts(), &options).unwrap();
+        assert_eq!(reloaded, after);
+    }
 }
 
 #[test]
@@ -145,4 +160,21 @@ fn train_sft_rejects_empty_data_and_zero_batches() {
     assert!(train_sft(&backend, &mut model, &[], 0, &config, &mut ignore).is_err());
     let zero = SftConfig { batch_size: 0, ..config };
     assert!(train_sft(&backend, &mut model, &[row(&[1], &[2])], 0, &zero, &mut ignore).is_err());
+}
+
+#[test]
+fn default_shapes_fit_the_tasks_and_round_trip_through_config_json() {
+    let arith = Arith::new(ArithConfig::default()).unwrap();
+    let style = Style::new(StyleConfig::default()).unwrap();
+    for (task, positions) in [(&arith as &dyn Task, 16), (&style, 32)] {
+        let shape = ModelShape::for_task(task);
+        assert_eq!(shape.max_positions, positions, "{}", task.name());
+        let dir = Scratch::new(&format!("shape-{}", task.name()));
+        let tokenizer = train_tokenizer(task, dir.path()).unwrap();
+        for arch in [Architecture::Gpt2, Architecture::Llama] {
+            let config = ModelShape { arch, ..shape }.config(&tokenizer);
+            let text = config.to_json().to_string();
+            assert_eq!(ModelConfig::from_json(&text, "round trip").unwrap(), config);
+        }
+    }
 }
