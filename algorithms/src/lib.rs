@@ -1,2 +1,13 @@
-//! RLHF algorithms (SFT, reward models, critic, PPO, GRPO) built on `models` and `runtime`.
-//! Filled in by the RLHF work; the crate exists so the workspace has its final shape.
+//! RLHF algorithms built on `models` and `runtime`: the bundled tasks, their tokenizers, supervised
+//! fine-tuning and evaluation (reward models, critic, PPO and GRPO build on these).
+
+mod error;
+pub mod eval;
+pub mod model;
+pub mod optim;
+pub mod rng;
+pub mod sft;
+pub mod tasks;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
