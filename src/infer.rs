@@ -128,12 +128,17 @@ pub fn generate_cmd(args: &GenerateArgs) -> Result<(), CliError> {
         }
     };
     let cfg = &model.layout.config;
+    // EOS from config.json, else from the tokenizer's special tokens.
+    let eos_token_ids = match (&cfg.eos_token_ids[..], &tokenizer) {
+        ([], Some(t)) => t.eos_token_ids(),
+        (ids, _) => ids.to_vec(),
+    };
     let options = GenerateOptions {
         max_new_tokens: args.max_new_tokens,
         sampling,
         seed: args.seed,
-        eos_token_ids: cfg.eos_token_ids.clone(),
-        pad_token_id: cfg.pad_token_id.or(cfg.eos_token_ids.first().copied()).unwrap_or(0),
+        pad_token_id: cfg.pad_token_id.or(eos_token_ids.first().copied()).unwrap_or(0),
+        eos_token_ids,
     };
     let new_ids = generate(&backend, &model, &[ids], &options)?.remove(0);
     let text = tokenizer.as_ref().map(|t| t.decode(&new_ids)).transpose()?;

@@ -43,6 +43,16 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The end-of-sequence ids this tokenizer defines under the usual names (GPT-2's
+    /// `<|endoftext|>`, Llama's `</s>` and `<|eot_id|>`, Qwen's `<|im_end|>`, ...), for checkpoints
+    /// whose config names none.
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        ["<|endoftext|>", "</s>", "<|eot_id|>", "<|end_of_text|>", "<|im_end|>", "<eos>"]
+            .iter()
+            .filter_map(|t| self.token_to_id(t))
+            .collect()
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

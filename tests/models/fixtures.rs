@@ -87,3 +87,12 @@ fn saved_models_load_back_identically<B: Backend>(backend: &B) {
 }
 
 backend_tests!(matches_transformers_for_every_architecture, saved_models_load_back_identically);
+
+#[test]
+fn tokenizer_names_its_end_of_sequence_token() {
+    let tokenizer = Tokenizer::from_file(&fixture("gpt2").join("tokenizer.json")).unwrap();
+    assert_eq!(tokenizer.eos_token_ids(), vec![0]);
+    assert_eq!(tokenizer.token_to_id("<|endoftext|>"), Some(0));
+    let ids = tokenizer.encode("the fox").unwrap();
+    assert_eq!(tokenizer.decode(&ids).unwrap(), "the fox");
+}
