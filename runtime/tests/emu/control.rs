@@ -127,6 +127,22 @@ fn predication_setp_combine_and_pred_logic() {
 }
 
 #[test]
+fn constant_predicates_from_immediates() {
+    // NVRTC emits `mov.pred %p, -1;` for a constant true (embedding kernels do).
+    let body = "
+	mov.pred %p1, -1;
+	mov.pred %p2, 0;
+	mov.u32 %r1, 0;
+	@%p1 add.s32 %r1, %r1, 1;
+	@%p2 add.s32 %r1, %r1, 2;
+	@!%p2 add.s32 %r1, %r1, 4;
+	st.global.u32 [%oa], %r1;
+";
+    let out = run(body, 1, 4, &[]);
+    assert!(out.iter().all(|t| t[0] == 5), "{out:?}");
+}
+
+#[test]
 fn divergent_branches_reconverge_before_shuffles() {
     // if (lane % 3 == 0) x = lane * 10; else if (lane % 3 == 1) x = lane + 1000; else x = -lane;
     // then a full-warp butterfly sum (which faults unless the warp has reconverged).

@@ -4,6 +4,7 @@ use super::alu::{float_ty, rnd_of};
 use super::mods::Mods;
 use super::{arity, invalid, unsupported, DResult, KernelDecoder};
 use crate::emu::ast::Operand;
+use crate::emu::lexer::Literal;
 use crate::emu::program::*;
 use crate::emu::types::Ty;
 
@@ -23,6 +24,10 @@ impl KernelDecoder<'_> {
         arity(ops, 2)?;
         let ty = m.ty()?;
         if ty == Ty::Pred {
+            // NVRTC writes constant predicates as `mov.pred %p, -1;` (true) or `0` (false).
+            if let Operand::Imm(Literal::Int(value)) = ops[1] {
+                return Ok((Op::SetPred { d: self.dst_pred(&ops[0])?, value: value != 0 }, Class::Move));
+            }
             return Ok((
                 Op::MovPred {
                     d: self.dst_pred(&ops[0])?,

@@ -19,6 +19,7 @@ impl Warp {
                 let bits = pred_mask(&self.preds, a);
                 set_pred(&mut self.preds, d, exec, bits);
             }
+            Op::SetPred { d, value } => set_pred(&mut self.preds, d, exec, if value { u32::MAX } else { 0 }),
             Op::Pack {
                 d,
                 parts,

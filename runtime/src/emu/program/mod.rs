@@ -80,6 +80,11 @@ pub enum Op {
         d: Pred,
         a: PredSrc,
     },
+    /// `mov.pred d, imm`: a constant predicate (nonzero is true).
+    SetPred {
+        d: Pred,
+        value: bool,
+    },
     /// `mov.b32 d, {a, b}`: parts from least to most significant, `bits` each.
     Pack {
         d: Reg,
