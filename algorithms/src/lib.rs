@@ -5,6 +5,7 @@ mod error;
 pub mod eval;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod rng;
 pub mod sft;
 pub mod tasks;

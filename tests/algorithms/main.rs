@@ -6,6 +6,7 @@ mod common;
 mod annotator;
 mod eval;
 mod optim;
+mod plot;
 mod sft;
 mod successor;
 mod tasks;
