@@ -66,6 +66,7 @@ mod lexer;
 mod memory;
 mod parser;
 mod program;
+pub mod sanitizer;
 mod types;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +79,7 @@ pub use launch::{
 };
 pub use memory::DevicePtr;
 pub use program::Class;
+pub use sanitizer::{Finding, FindingKind, OtherThread, SanitizerMode, MAX_FINDINGS};
 
 use program::{GlobalVar, Kernel};
 
