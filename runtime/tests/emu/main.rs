@@ -11,4 +11,5 @@ mod errors;
 mod fixtures;
 mod memory;
 mod realistic;
+mod sanitizer;
 mod warp;
