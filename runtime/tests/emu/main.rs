@@ -12,4 +12,5 @@ mod fixtures;
 mod memory;
 mod realistic;
 mod sanitizer;
+mod sanitizer_kernels;
 mod warp;
