@@ -48,7 +48,11 @@ fn assert_finding(
     match (other, &f.other) {
         (None, None) => {}
         (Some((t, text)), Some(o)) => {
-            assert_eq!((o.thread, o.line, o.text.as_str()), (t, line_of(&src, text), text), "{f}")
+            assert_eq!(
+                (o.thread, o.line, o.text.as_str()),
+                (t, line_of(&src, text), text),
+                "{f}"
+            )
         }
         (want, got) => panic!("other thread: want {want:?}, got {got:?} in {f}"),
     }
@@ -89,9 +93,15 @@ fn read_after_write_between_lanes_of_a_warp_is_a_race() {
         [0, 0, 0],
         Some(([1, 0, 0], "st.shared.u32 [%r4], %r1;")),
     );
-    assert!(f.msg.contains("byte 0x4 was written by thread [1, 0, 0]"), "{f}");
+    assert!(
+        f.msg.contains("byte 0x4 was written by thread [1, 0, 0]"),
+        "{f}"
+    );
     let text = f.to_string();
-    assert!(text.starts_with("sanitizer: shared-memory race in kernel `k`, PTX line"), "{text}");
+    assert!(
+        text.starts_with("sanitizer: shared-memory race in kernel `k`, PTX line"),
+        "{text}"
+    );
 
     // A barrier, or __syncwarp within one warp, orders the store before the load.
     for sync in ["bar.sync 0;", "bar.warp.sync -1;"] {
@@ -156,7 +166,10 @@ fn write_after_read_and_write_after_write() {
         Some(([0, 0, 0], "ld.shared.u32 %r5, [%r4+4];")),
     );
     clean(
-        &body.replace("\tst.shared.u32 [%r4], %r5;", "\tbar.sync 0;\n\tst.shared.u32 [%r4], %r5;"),
+        &body.replace(
+            "\tst.shared.u32 [%r4], %r5;",
+            "\tbar.sync 0;\n\tst.shared.u32 [%r4], %r5;",
+        ),
         32,
         32,
     );
@@ -251,7 +264,11 @@ $END:
         [0, 0, 0],
         Some(([40, 0, 0], "@%p1 exit;")),
     );
-    assert!(f.msg.contains("40 threads wait at this barrier while 8 exited"), "{f}");
+    assert!(
+        f.msg
+            .contains("40 threads wait at this barrier while 8 exited"),
+        "{f}"
+    );
     clean(&body.replace("40;", "48;"), 96, 48);
 }
 
@@ -338,13 +355,23 @@ fn collect_mode_reports_each_line_once_and_off_reports_nothing() {
             "\tst.global.u32 [%oa], %r5;\n\tadd.s32 %r7, %r7, 1;\n\tsetp.lt.u32 %p2, %r7, 4;\n\t@%p2 bra $ROUND;",
         );
     let o = try_run_with(SanitizerMode::Collect, &body, 1, 64, 32, &[]).unwrap();
-    let kinds: Vec<(FindingKind, String)> =
-        o.report.findings.iter().map(|f| (f.kind, f.text.clone())).collect();
+    let kinds: Vec<(FindingKind, String)> = o
+        .report
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.text.clone()))
+        .collect();
     assert_eq!(
         kinds,
         vec![
-            (FindingKind::SharedRace, "ld.shared.u32 %r5, [%r6];".to_string()),
-            (FindingKind::SharedRace, "st.shared.u32 [%r4], %r1;".to_string()),
+            (
+                FindingKind::SharedRace,
+                "ld.shared.u32 %r5, [%r6];".to_string()
+            ),
+            (
+                FindingKind::SharedRace,
+                "st.shared.u32 [%r4], %r1;".to_string()
+            ),
         ],
         "{:#?}",
         o.report.findings
@@ -383,7 +410,11 @@ fn shared_out_of_range_names_kernel_line_block_and_thread() {
             let at = "st.shared.v4.u32 [%r2], {%r1, %r1, %r1, %r1};";
             assert_eq!((f.line, f.text.as_str()), (line_of(&src, at), at));
             assert_eq!((f.pos.block, f.pos.thread), ([1, 0, 0], [0, 0, 0]));
-            assert!(f.msg.contains("out-of-range shared access of 16 bytes at offset 0x40"), "{f}");
+            assert!(
+                f.msg
+                    .contains("out-of-range shared access of 16 bytes at offset 0x40"),
+                "{f}"
+            );
         }
         other => panic!("expected a runtime fault, got {:?}", other.err()),
     }

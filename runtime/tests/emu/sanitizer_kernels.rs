@@ -79,7 +79,10 @@ fn launch_clean(
         report.findings
     );
     let c = &report.counters;
-    assert!(c.barriers > 0 && c.shared_load_requests > 0, "{kernel}: {c:?}");
+    assert!(
+        c.barriers > 0 && c.shared_load_requests > 0,
+        "{kernel}: {c:?}"
+    );
     report
 }
 
@@ -129,15 +132,28 @@ fn layernorm_and_rmsnorm_backward_run_clean() {
             dynamic_shared_bytes: 2 * c as u32 * 4,
             ..LaunchConfig::linear(blocks as u32, threads)
         };
-        let mut args: Vec<KernelArg> = [dy, x, w, mean, rstd, dx, partial].map(KernelArg::Ptr).to_vec();
+        let mut args: Vec<KernelArg> = [dy, x, w, mean, rstd, dx, partial]
+            .map(KernelArg::Ptr)
+            .to_vec();
         args.extend_from_slice(&dims);
-        launch_clean(&mut dev, &layernorm, &format!("layernorm_bwd_{suffix}"), cfg, &args);
+        launch_clean(
+            &mut dev,
+            &layernorm,
+            &format!("layernorm_bwd_{suffix}"),
+            cfg,
+            &args,
+        );
         // dbias = Σ_rows dy: the second half of the partials, folded over blocks.
         let parts = download_f32(&dev, partial, 2 * blocks * c);
         let want: Vec<f64> = (0..c)
             .map(|j| (0..n).map(|r| dy_v[r * c + j] as f64).sum())
             .collect();
-        assert_close("layernorm dbias", &fold(&parts[blocks * c..], c), &want, 1e-5);
+        assert_close(
+            "layernorm dbias",
+            &fold(&parts[blocks * c..], c),
+            &want,
+            1e-5,
+        );
         let want: Vec<f64> = (0..c)
             .map(|j| {
                 (0..n)
@@ -148,7 +164,12 @@ fn layernorm_and_rmsnorm_backward_run_clean() {
                     .sum()
             })
             .collect();
-        assert_close("layernorm dweight", &fold(&parts[..blocks * c], c), &want, 1e-5);
+        assert_close(
+            "layernorm dweight",
+            &fold(&parts[..blocks * c], c),
+            &want,
+            1e-5,
+        );
 
         let cfg = LaunchConfig {
             dynamic_shared_bytes: c as u32 * 4,
@@ -156,7 +177,13 @@ fn layernorm_and_rmsnorm_backward_run_clean() {
         };
         let mut args: Vec<KernelArg> = [dy, x, w, rstd, dx, partial].map(KernelArg::Ptr).to_vec();
         args.extend_from_slice(&dims);
-        launch_clean(&mut dev, &rmsnorm, &format!("rmsnorm_bwd_{suffix}"), cfg, &args);
+        launch_clean(
+            &mut dev,
+            &rmsnorm,
+            &format!("rmsnorm_bwd_{suffix}"),
+            cfg,
+            &args,
+        );
         let parts = download_f32(&dev, partial, blocks * c);
         let want: Vec<f64> = (0..c)
             .map(|j| {
@@ -190,12 +217,23 @@ fn cross_entropy_forward_runs_clean() {
             KernelArg::U32(u32::MAX),
         ];
         let cfg = LaunchConfig::linear(n as u32, threads);
-        launch_clean(&mut dev, &module, &format!("cross_entropy_fwd_{suffix}"), cfg, &args);
+        launch_clean(
+            &mut dev,
+            &module,
+            &format!("cross_entropy_fwd_{suffix}"),
+            cfg,
+            &args,
+        );
         let want: Vec<f64> = logits_v
             .chunks(v)
             .map(|row| row.iter().map(|&x| (x as f64).exp()).sum::<f64>().ln())
             .collect();
-        assert_close("cross-entropy lse", &download_f32(&dev, lse, n), &want, 1e-5);
+        assert_close(
+            "cross-entropy lse",
+            &download_f32(&dev, lse, n),
+            &want,
+            1e-5,
+        );
     }
 }
 
@@ -233,13 +271,22 @@ fn a_block_reduction_missing_its_trailing_barrier_is_a_race() {
     // rmsnorm_bwd's next row, lane 0 overwrites scratch[0] while the lanes of its warp have read
     // it with no barrier (or __syncwarp) since.
     let header = kernels::header("common.cuh").expect("common.cuh").code;
-    let broken = header.replacen("    __syncthreads();\n    return total;", "    return total;", 1);
+    let broken = header.replacen(
+        "    __syncthreads();\n    return total;",
+        "    return total;",
+        1,
+    );
     assert_ne!(broken, header, "block_sum's trailing barrier not found");
     let source = kernels::source("rmsnorm").expect("rmsnorm.cu");
     let code = source.code.replace("#include \"common.cuh\"", &broken);
     let compiler = Compiler::locate().unwrap_or_else(|e| panic!("{e}"));
     let ptx = compiler
-        .compile("rmsnorm_no_trailing_barrier", "rmsnorm.cu", &code, Arch::Sm80)
+        .compile(
+            "rmsnorm_no_trailing_barrier",
+            "rmsnorm.cu",
+            &code,
+            Arch::Sm80,
+        )
         .unwrap_or_else(|e| panic!("{e}"))
         .ptx;
     let module = Module::parse(&ptx).unwrap_or_else(|e| panic!("{e}"));

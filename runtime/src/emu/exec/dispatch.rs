@@ -25,7 +25,9 @@ impl Warp {
                 let bits = pred_mask(&self.preds, a);
                 set_pred(&mut self.preds, d, exec, bits);
             }
-            Op::SetPred { d, value } => set_pred(&mut self.preds, d, exec, if value { u32::MAX } else { 0 }),
+            Op::SetPred { d, value } => {
+                set_pred(&mut self.preds, d, exec, if value { u32::MAX } else { 0 })
+            }
             Op::Pack {
                 d,
                 parts,
@@ -237,7 +239,9 @@ impl Warp {
                     warp: self.index,
                     pc,
                 };
-                memory::exec_ld(env, &mut state, exec, space, size, count, signed, strong, d, addr)?
+                memory::exec_ld(
+                    env, &mut state, exec, space, size, count, signed, strong, d, addr,
+                )?
             }
             Op::St {
                 space,

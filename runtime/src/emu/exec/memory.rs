@@ -281,7 +281,11 @@ pub(crate) fn exec_st(
         }
         let values = &values[..count];
         if is_global(space) {
-            write_values(cursor.bytes(env.global, lane, addrs[lane], total)?, size, values);
+            write_values(
+                cursor.bytes(env.global, lane, addrs[lane], total)?,
+                size,
+                values,
+            );
         } else {
             let b = bytes(env, state, space, lane, addrs[lane], total)
                 .map_err(|msg| Fault { lane, msg })?;

@@ -99,12 +99,7 @@ impl BlockEnv<'_> {
         msg: String,
     ) -> Finding {
         let (line, text) = self.line_at(pc);
-        let cuda_line = self
-            .kernel
-            .source_lines
-            .get(pc as usize)
-            .cloned()
-            .flatten();
+        let cuda_line = self.kernel.source_lines.get(pc as usize).cloned().flatten();
         Finding {
             kind,
             kernel: self.kernel.name.clone(),

@@ -67,7 +67,13 @@ fn describe(
     offset: u64,
     len: usize,
 ) -> Finding {
-    let mut f = env.finding(hazard.kind, access.thread, access.pc, hazard.other, String::new());
+    let mut f = env.finding(
+        hazard.kind,
+        access.thread,
+        access.pc,
+        hazard.other,
+        String::new(),
+    );
     let range = format!("{len}-byte {} at shared offset {offset:#x}", touch.verb());
     f.msg = match &f.other {
         Some(other) => format!(
@@ -115,9 +121,7 @@ fn divergence(env: &BlockEnv, warps: &[Warp]) -> Option<Finding> {
                 let pc = w.bar_pc[lane];
                 match reference {
                     None => reference = Some((t, pc)),
-                    Some((_, first)) if first != pc && odd.is_none() => {
-                        odd = Some((t, pc, false))
-                    }
+                    Some((_, first)) if first != pc && odd.is_none() => odd = Some((t, pc, false)),
                     _ => {}
                 }
             } else {

@@ -249,7 +249,10 @@ mod tests {
         // A read of the same bytes by another thread (other warp) before a barrier races.
         let h = s.access(&access(40, true, false, false), 2, 2).unwrap();
         assert_eq!(h.kind, FindingKind::SharedRace);
-        assert_eq!((h.offset, h.other, h.other_wrote), (2, Some((0, 100)), true));
+        assert_eq!(
+            (h.offset, h.other, h.other_wrote),
+            (2, Some((0, 100)), true)
+        );
         s.barrier();
         assert_eq!(s.access(&access(40, true, false, false), 0, 4), None);
         assert_eq!(s.access(&access(41, true, false, false), 0, 4), None);
