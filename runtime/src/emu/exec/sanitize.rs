@@ -75,20 +75,30 @@ fn describe(
         String::new(),
     );
     let range = format!("{len}-byte {} at shared offset {offset:#x}", touch.verb());
-    f.msg = match &f.other {
-        Some(other) => format!(
-            "{range}: byte {:#x} was {} by thread {:?} at PTX line {} (`{}`) with no barrier in between",
+    let same_warp = hazard
+        .other
+        .is_some_and(|(t, _)| t / 32 == access.thread / 32);
+    let sync = if same_warp {
+        "bar.sync or bar.warp.sync"
+    } else {
+        "bar.sync"
+    };
+    f.msg =
+        match &f.other {
+            Some(other) => format!(
+            "{range}: byte {:#x} was {} by thread {:?} at PTX line {} (`{}`) with no {sync} in \
+             between",
             hazard.offset,
             if hazard.other_wrote { "written" } else { "read" },
             other.thread,
             other.line,
             other.text
         ),
-        None => format!(
-            "{range}: byte {:#x} has not been written by any thread of the block",
-            hazard.offset
-        ),
-    };
+            None => format!(
+                "{range}: byte {:#x} has not been written by any thread of the block",
+                hazard.offset
+            ),
+        };
     f
 }
 

@@ -13,7 +13,9 @@
 //!   instruction is a race, and so are two lanes of one store writing the same byte. A
 //!   `bar.warp.sync` (`__syncwarp`) orders the accesses of its warp made before it with those
 //!   made after it, whatever its membermask (a simplification: partial masks are not checked).
-//!   `shfl.sync` and `vote.sync` exchange registers and order no memory. Per byte, the detector
+//!   `shfl.sync` and `vote.sync` exchange registers and order no memory, and neither do fences:
+//!   plain data handed over through `membar` and a volatile flag is reported (the project's
+//!   kernels synchronise through barriers only). Per byte, the detector
 //!   keeps the latest two distinct writers and the latest two distinct readers of the interval,
 //!   so a conflict is found whenever one exists among them; a third earlier thread hidden behind
 //!   two later ones ordered by `__syncwarp` can be missed.
