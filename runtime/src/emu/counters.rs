@@ -51,7 +51,7 @@ impl Counters {
             if mask >> lane & 1 != 0 {
                 let sector = a >> 5;
                 if prev != Some(sector) {
-                    ascending &= prev.map_or(true, |p| p < sector);
+                    ascending &= prev.is_none_or(|p| p < sector);
                     distinct += 1;
                     prev = Some(sector);
                 }

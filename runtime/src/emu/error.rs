@@ -1,6 +1,8 @@
 //! The emulator's error type. Every error that comes from PTX text names the PTX line and its
 //! text; every error raised while a kernel runs also names the kernel, block and thread.
 
+use super::sanitizer::Finding;
+
 /// Where in the grid a runtime error happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadPos {
@@ -53,6 +55,10 @@ pub enum EmuError {
     /// a warp-synchronous instruction with lanes missing, ... (boxed: it carries the most detail).
     #[error("{0}")]
     Runtime(Box<KernelFault>),
+    /// A sanitizer finding: a shared-memory race, barrier divergence or uninitialised shared
+    /// read (see [`crate::emu::sanitizer`]).
+    #[error("{0}")]
+    Sanitizer(Box<Finding>),
     /// A host-side memory operation on a pointer that is not a live allocation, or out of range.
     #[error("device memory: {msg}")]
     Memory { msg: String },

@@ -1,15 +1,17 @@
 //! [`Device`]: emulated global memory plus kernel launches. A launch checks its geometry and
 //! packs the arguments per the kernel's `.param` list, then runs the grid one block after
 //! another (x fastest, then y, then z); within a block, each warp runs until it exits or reaches
-//! a barrier, in warp order, and a barrier releases once every live warp has arrived.
+//! a barrier, in warp order, and a barrier releases once every live warp has arrived. The
+//! sanitizer (on by default) watches shared memory and barriers; see [`super::sanitizer`].
 
 use std::collections::HashSet;
 
 use super::counters::Counters;
 use super::error::EmuError;
-use super::exec::{BlockEnv, Geometry, Stop, Warp};
+use super::exec::{sanitize_barrier, BlockEnv, Geometry, Stop, Warp};
 use super::memory::{DevicePtr, GlobalMemory};
 use super::program::{Kernel, Param, CLASS_COUNT};
+use super::sanitizer::{first_as_error, Finding, Sanitizer, SanitizerMode};
 use super::types::{Kind, Ty};
 use super::Module;
 
@@ -58,6 +60,17 @@ pub struct LaunchReport {
     pub thread_instructions: u64,
     pub blocks: u64,
     pub counters: Counters,
+    /// Sanitizer findings, in the order found. Always empty unless the device's mode is
+    /// [`SanitizerMode::Collect`]: in the default fail-fast mode the first finding fails the
+    /// launch instead.
+    pub findings: Vec<Finding>,
+}
+
+impl LaunchReport {
+    /// The first finding as [`EmuError::Sanitizer`], or `Ok` when there are none.
+    pub fn check(&self) -> Result<(), EmuError> {
+        first_as_error(&self.findings)
+    }
 }
 
 /// Emulated device memory and the launch entry point.
@@ -66,6 +79,7 @@ pub struct Device {
     /// Modules whose `.global` variables are mapped into this device.
     mapped_modules: HashSet<u64>,
     warp_instruction_limit: u64,
+    sanitizer: SanitizerMode,
 }
 
 /// Default for [`Device::set_warp_instruction_limit`]: minutes of emulation for one warp.
@@ -78,12 +92,32 @@ impl Default for Device {
 }
 
 impl Device {
+    /// An empty device with the sanitizer on ([`SanitizerMode::FailFast`]).
     pub fn new() -> Self {
         Device {
             global: GlobalMemory::new(),
             mapped_modules: HashSet::new(),
             warp_instruction_limit: DEFAULT_WARP_INSTRUCTION_LIMIT,
+            sanitizer: SanitizerMode::default(),
         }
+    }
+
+    /// Turns the sanitizer on (fail-fast: the first finding fails the launch) or off (faster
+    /// when a kernel does much shared-memory work; faults are still caught).
+    pub fn set_sanitizer(&mut self, on: bool) {
+        self.sanitizer = if on {
+            SanitizerMode::FailFast
+        } else {
+            SanitizerMode::Off
+        };
+    }
+
+    pub fn set_sanitizer_mode(&mut self, mode: SanitizerMode) {
+        self.sanitizer = mode;
+    }
+
+    pub fn sanitizer_mode(&self) -> SanitizerMode {
+        self.sanitizer
     }
 
     /// Sets how many instructions one warp may execute between two barriers (or start and
@@ -149,11 +183,16 @@ impl Device {
         let threads = cfg.block.iter().product::<u32>();
         let mut warps: Vec<Warp> = (0..threads.div_ceil(32)).map(|_| Warp::new(k)).collect();
         let mut shared = vec![0u8; shared_bytes as usize];
+        let mut sanitizer = (self.sanitizer != SanitizerMode::Off)
+            .then(|| Sanitizer::new(self.sanitizer, shared.len(), warps.len()));
         for z in 0..cfg.grid[2] {
             for y in 0..cfg.grid[1] {
                 for x in 0..cfg.grid[0] {
                     let block = [x, y, z];
                     shared.fill(0);
+                    if let Some(s) = sanitizer.as_mut() {
+                        s.shadow.start_block();
+                    }
                     let mut env = BlockEnv {
                         kernel: k,
                         src: &module.src,
@@ -164,6 +203,7 @@ impl Device {
                         block,
                         block_dim: cfg.block,
                         instruction_limit: self.warp_instruction_limit,
+                        sanitizer: sanitizer.as_mut(),
                     };
                     for (w, warp) in (0u32..).zip(warps.iter_mut()) {
                         let lanes = (threads - w * 32).min(32);
@@ -185,6 +225,7 @@ impl Device {
             thread_instructions: counters.thread_instructions,
             blocks,
             counters,
+            findings: sanitizer.map(|s| s.findings).unwrap_or_default(),
         })
     }
 }
@@ -205,6 +246,7 @@ fn run_block(env: &mut BlockEnv, warps: &mut [Warp]) -> Result<(), EmuError> {
             return Ok(());
         }
         env.counters.barriers += 1;
+        sanitize_barrier(env, warps).map_err(EmuError::Sanitizer)?;
         for w in warps.iter_mut() {
             w.release();
         }

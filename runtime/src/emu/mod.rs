@@ -36,9 +36,13 @@
 //! block and thread. Generic addresses map windows onto shared (`types::SHARED_WINDOW`) and
 //! local (`types::LOCAL_WINDOW`) memory; `.global` module variables live at fixed per-module
 //! addresses and are mapped into a device on first launch. Every warp memory request passes
-//! through one hook in `exec::memory` that feeds the [`Counters`]; a sanitizer (shared-memory
-//! races, uninitialised reads) would attach there. With `-lineinfo` PTX, faults also name the
-//! CUDA source line from `.loc`.
+//! through one hook in `exec::memory` that feeds the [`Counters`]. With `-lineinfo` PTX, faults
+//! also name the CUDA source line from `.loc`.
+//!
+//! # Sanitizer
+//! On by default ([`Device::new`]; [`Device::set_sanitizer`] turns it off): every lane's shared
+//! access and every completed barrier are checked for shared-memory races, barrier divergence
+//! and uninitialised shared reads; see [`sanitizer`] for the rules and modes.
 //!
 //! # Arithmetic
 //! Integer operations follow PTX's definitions (wrapping, clamped shifts, `bfe`/`bfi`/`prmt`).
@@ -66,6 +70,7 @@ mod lexer;
 mod memory;
 mod parser;
 mod program;
+pub mod sanitizer;
 mod types;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +83,7 @@ pub use launch::{
 };
 pub use memory::DevicePtr;
 pub use program::Class;
+pub use sanitizer::{Finding, FindingKind, OtherThread, SanitizerMode, MAX_FINDINGS};
 
 use program::{GlobalVar, Kernel};
 

@@ -1,6 +1,8 @@
 //! Helpers: wrap a PTX body in a one-block kernel, run it, read results back per thread.
 
-use runtime::emu::{Device, EmuError, KernelArg, LaunchConfig, LaunchReport, Module};
+use runtime::emu::{
+    Device, EmuError, KernelArg, LaunchConfig, LaunchReport, Module, SanitizerMode,
+};
 
 pub const HEADER: &str = ".version 8.8\n.target sm_80\n.address_size 64\n";
 
@@ -26,8 +28,20 @@ pub struct Outcome {
 }
 
 /// Runs `body` on `threads` threads in blocks of `block` threads with input words `input`
-/// (padded with zeros to one word per thread).
+/// (padded with zeros to one word per thread), with the sanitizer on.
 pub fn try_run(
+    body: &str,
+    slots: u32,
+    threads: u32,
+    block: u32,
+    input: &[u32],
+) -> Result<Outcome, EmuError> {
+    try_run_with(SanitizerMode::FailFast, body, slots, threads, block, input)
+}
+
+/// [`try_run`] with the given sanitizer mode.
+pub fn try_run_with(
+    mode: SanitizerMode,
     body: &str,
     slots: u32,
     threads: u32,
@@ -36,6 +50,7 @@ pub fn try_run(
 ) -> Result<Outcome, EmuError> {
     let module = Module::parse(&kernel(body, slots))?;
     let mut dev = Device::new();
+    dev.set_sanitizer_mode(mode);
     let n_in = input.len().max(threads as usize);
     let in_ptr = dev.alloc(n_in * 4);
     let mut words = input.to_vec();

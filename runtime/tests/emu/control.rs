@@ -1,9 +1,9 @@
 //! Comparisons, predication, divergent branches and their reconvergence, loops with
 //! lane-dependent trip counts, early exit, and special registers over a multi-dim grid.
 
-use runtime::emu::{Device, KernelArg, LaunchConfig, Module};
+use runtime::emu::{Device, KernelArg, LaunchConfig, Module, SanitizerMode};
 
-use crate::common::{bits, from_bytes, run, HEADER};
+use crate::common::{bits, from_bytes, run, try_run_with, HEADER};
 
 #[test]
 fn setp_all_comparisons() {
@@ -236,7 +236,9 @@ $INNER:
 #[test]
 fn early_exit_and_barrier_with_the_rest() {
     // Threads with tid % 5 == 0 exit; the others meet at a barrier and read a neighbour's value
-    // written before it through shared memory.
+    // written before it through shared memory. PTX releases a barrier once every non-exited
+    // thread arrives; the sanitizer reports this as barrier divergence (and the reads of the
+    // exited neighbours' words as uninitialised), so it is off here.
     let body = "
 	.shared .align 4 .b8 buf[512];
 	mov.u32 %r1, %tid.x;
@@ -258,7 +260,10 @@ fn early_exit_and_barrier_with_the_rest() {
 	ld.shared.u32 %r8, [%r7];
 	st.global.u32 [%oa], %r8;
 ";
-    let out = run(body, 1, 128, &[]);
+    let out = match try_run_with(SanitizerMode::Off, body, 1, 128, 128, &[]) {
+        Ok(o) => o.out,
+        Err(e) => panic!("{e}"),
+    };
     for t in 0..128u32 {
         let want = if t % 5 == 0 {
             7
@@ -382,7 +387,8 @@ fn partial_warp_blocks() {
 #[test]
 fn spin_wait_on_another_warp_is_reported_not_hung() {
     // Warp 0 spins until warp 1 sets a flag; warps run one after another, so this would never
-    // end. The watchdog turns it into an error naming the spinning instruction.
+    // end. The watchdog turns it into an error naming the spinning instruction. (The flag is
+    // never initialised, which the sanitizer would report first.)
     let body = "
 	.shared .align 4 .b8 flag[4];
 	mov.u32 %r1, %tid.x;
@@ -399,6 +405,7 @@ $END:
 ";
     let module = Module::parse(&crate::common::kernel(body, 1)).unwrap();
     let mut dev = Device::new();
+    dev.set_sanitizer(false);
     dev.set_warp_instruction_limit(10_000);
     let p = dev.alloc(256);
     let err = dev

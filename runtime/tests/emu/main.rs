@@ -11,4 +11,6 @@ mod errors;
 mod fixtures;
 mod memory;
 mod realistic;
+mod sanitizer;
+mod sanitizer_kernels;
 mod warp;

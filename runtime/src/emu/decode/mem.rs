@@ -52,6 +52,8 @@ impl KernelDecoder<'_> {
         if m.flag("shared::cta") {
             return unsupported("shared::cta qualifier");
         }
+        // Strong accesses (PTX memory model) do not race with each other, see `sanitizer`.
+        let strong = m.has(&["volatile", "relaxed", "acquire", "release"]);
         m.ignore(is_memory_hint);
         let class = match space {
             Space::Global | Space::Const | Space::Generic => Class::Global,
@@ -86,6 +88,7 @@ impl KernelDecoder<'_> {
                     size: ty.bytes() as u8,
                     count: count as u8,
                     signed,
+                    strong,
                     d,
                     addr,
                 };
@@ -119,6 +122,7 @@ impl KernelDecoder<'_> {
                         space,
                         size: ty.bytes() as u8,
                         count: count as u8,
+                        strong,
                         v,
                         addr,
                     },

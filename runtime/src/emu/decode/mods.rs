@@ -21,6 +21,11 @@ impl<'a> Mods<'a> {
         self.parts[0]
     }
 
+    /// Whether any of `names` is present (consumed or not).
+    pub fn has(&self, names: &[&str]) -> bool {
+        self.parts.iter().any(|p| names.contains(p))
+    }
+
     /// Consumes `name` if present.
     pub fn flag(&mut self, name: &str) -> bool {
         self.one_of(&[name]).is_some()

@@ -4,14 +4,20 @@
 use super::compare::{bool_op, compare};
 use super::lanes::{lanes, lanes_where, load, map1, map2, map3, pred_mask, set_pred};
 use super::memory::LaneState;
-use super::{cvt, float, int, memory, warp_ops, BlockEnv, Fault, Warp};
+use super::{cvt, float, int, memory, warp_ops, BlockEnv, Trap, Warp};
 use crate::emu::float::Half;
 use crate::emu::program::*;
 use crate::emu::types::{Space, Ty, LOCAL_WINDOW, SHARED_WINDOW};
 
 impl Warp {
-    /// Executes a non-control instruction for the lanes of `exec`.
-    pub(super) fn execute(&mut self, env: &mut BlockEnv, op: &Op, exec: u32) -> Result<(), Fault> {
+    /// Executes the non-control instruction at `pc` for the lanes of `exec`.
+    pub(super) fn execute(
+        &mut self,
+        env: &mut BlockEnv,
+        op: &Op,
+        exec: u32,
+        pc: u32,
+    ) -> Result<(), Trap> {
         let regs = &mut self.regs[..];
         match *op {
             Op::Mov { d, a } => map1(regs, exec, d, a, |x| x),
@@ -19,7 +25,9 @@ impl Warp {
                 let bits = pred_mask(&self.preds, a);
                 set_pred(&mut self.preds, d, exec, bits);
             }
-            Op::SetPred { d, value } => set_pred(&mut self.preds, d, exec, if value { u32::MAX } else { 0 }),
+            Op::SetPred { d, value } => {
+                set_pred(&mut self.preds, d, exec, if value { u32::MAX } else { 0 })
+            }
             Op::Pack {
                 d,
                 parts,
@@ -220,6 +228,7 @@ impl Warp {
                 size,
                 count,
                 signed,
+                strong,
                 ref d,
                 addr,
             } => {
@@ -227,13 +236,18 @@ impl Warp {
                     regs,
                     local: &mut self.local,
                     local_bytes: self.local_bytes,
+                    warp: self.index,
+                    pc,
                 };
-                memory::exec_ld(env, &mut state, exec, space, size, count, signed, d, addr)?
+                memory::exec_ld(
+                    env, &mut state, exec, space, size, count, signed, strong, d, addr,
+                )?
             }
             Op::St {
                 space,
                 size,
                 count,
+                strong,
                 ref v,
                 addr,
             } => {
@@ -241,8 +255,10 @@ impl Warp {
                     regs,
                     local: &mut self.local,
                     local_bytes: self.local_bytes,
+                    warp: self.index,
+                    pc,
                 };
-                memory::exec_st(env, &mut state, exec, space, size, count, v, addr)?
+                memory::exec_st(env, &mut state, exec, space, size, count, strong, v, addr)?
             }
             Op::Atom {
                 space,
@@ -257,6 +273,8 @@ impl Warp {
                     regs,
                     local: &mut self.local,
                     local_bytes: self.local_bytes,
+                    warp: self.index,
+                    pc,
                 };
                 memory::exec_atom(env, &mut state, exec, space, op, ty, d, addr, b, c)?
             }
@@ -282,6 +300,9 @@ impl Warp {
             }
             Op::WarpSync { mask } => {
                 warp_ops::member_mask(regs, mask, exec, self.live)?;
+                if let Some(s) = env.sanitizer.as_deref_mut() {
+                    s.shadow.warp_sync(self.index);
+                }
             }
             Op::Activemask { d } => {
                 for lane in lanes(exec) {

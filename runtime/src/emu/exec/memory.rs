@@ -2,7 +2,8 @@
 //! generic windows), alignment and bounds checks, and the counter hook.
 
 use super::lanes::{lane_value, lanes, load};
-use super::{BlockEnv, Fault};
+use super::sanitize::{shared_access, Touch};
+use super::{BlockEnv, Fault, Trap};
 use crate::emu::float::ftz32;
 use crate::emu::memory::GlobalMemory;
 use crate::emu::program::{Addr, AtomOp, AtomTy, Reg, Src};
@@ -13,10 +14,13 @@ pub(crate) struct LaneState<'a> {
     pub regs: &'a mut [u64],
     pub local: &'a mut [u8],
     pub local_bytes: usize,
+    /// The warp and instruction, for the sanitizer.
+    pub warp: u32,
+    pub pc: u32,
 }
 
 /// The concrete space of an address: generic addresses pick their window.
-fn concrete(space: Space, addr: u64) -> (Space, u64) {
+pub(crate) fn concrete(space: Space, addr: u64) -> (Space, u64) {
     if space != Space::Generic {
         return (space, addr);
     }
@@ -180,9 +184,10 @@ pub(crate) fn exec_ld(
     size: u8,
     count: u8,
     signed: bool,
+    strong: bool,
     d: &[Option<Reg>; 4],
     addr: Addr,
-) -> Result<(), Fault> {
+) -> Result<(), Trap> {
     let (size, count) = (size as usize, count as usize);
     let total = size * count;
     let addrs = addresses(state.regs, addr);
@@ -199,7 +204,8 @@ pub(crate) fn exec_ld(
                     msg: format!(
                         "param read of {total} bytes at offset {a:#x} past the parameters"
                     ),
-                });
+                }
+                .into());
             };
             for (i, r) in d.iter().enumerate().take(count) {
                 if let Some(r) = r {
@@ -235,6 +241,12 @@ pub(crate) fn exec_ld(
                 *v = read_le(&b[i * size..(i + 1) * size], signed);
             }
         }
+        let touch = Touch {
+            reads: true,
+            writes: false,
+            strong,
+        };
+        shared_access(env, state, space, lane, addrs[lane], total, touch)?;
         for (r, v) in d.iter().zip(values).take(count) {
             if let Some(r) = r {
                 state.regs[*r as usize * 32 + lane] = v;
@@ -252,9 +264,10 @@ pub(crate) fn exec_st(
     space: Space,
     size: u8,
     count: u8,
+    strong: bool,
     v: &[Src; 4],
     addr: Addr,
-) -> Result<(), Fault> {
+) -> Result<(), Trap> {
     let (size, count) = (size as usize, count as usize);
     let total = size * count;
     let addrs = addresses(state.regs, addr);
@@ -266,16 +279,32 @@ pub(crate) fn exec_st(
         for (slot, s) in values.iter_mut().zip(v).take(count) {
             *slot = lane_value(state.regs, *s, lane);
         }
-        let b = if is_global(space) {
-            cursor.bytes(env.global, lane, addrs[lane], total)?
+        let values = &values[..count];
+        if is_global(space) {
+            write_values(
+                cursor.bytes(env.global, lane, addrs[lane], total)?,
+                size,
+                values,
+            );
         } else {
-            bytes(env, state, space, lane, addrs[lane], total).map_err(|msg| Fault { lane, msg })?
-        };
-        for (i, value) in values.iter().enumerate().take(count) {
-            write_le(&mut b[i * size..(i + 1) * size], *value);
+            let b = bytes(env, state, space, lane, addrs[lane], total)
+                .map_err(|msg| Fault { lane, msg })?;
+            write_values(b, size, values);
+            let touch = Touch {
+                reads: false,
+                writes: true,
+                strong,
+            };
+            shared_access(env, state, space, lane, addrs[lane], total, touch)?;
         }
     }
     Ok(())
+}
+
+fn write_values(out: &mut [u8], size: usize, values: &[u64]) {
+    for (i, value) in values.iter().enumerate() {
+        write_le(&mut out[i * size..(i + 1) * size], *value);
+    }
 }
 
 /// The new memory value of an atomic given the old one and the operands.
@@ -369,7 +398,7 @@ pub(crate) fn exec_atom(
     addr: Addr,
     b: Src,
     c: Src,
-) -> Result<(), Fault> {
+) -> Result<(), Trap> {
     let size = match ty {
         AtomTy::U32 | AtomTy::S32 | AtomTy::F32 => 4,
         _ => 8,
@@ -390,6 +419,12 @@ pub(crate) fn exec_atom(
         if let Some(r) = d {
             state.regs[r as usize * 32 + lane] = old;
         }
+        let touch = Touch {
+            reads: true,
+            writes: true,
+            strong: true,
+        };
+        shared_access(env, state, space, lane, addrs[lane], size, touch)?;
     }
     Ok(())
 }

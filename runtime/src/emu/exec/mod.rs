@@ -13,6 +13,7 @@ pub(crate) mod float;
 pub(crate) mod int;
 pub(crate) mod lanes;
 pub(crate) mod memory;
+mod sanitize;
 pub(crate) mod warp_ops;
 
 use super::counters::Counters;
@@ -20,13 +21,28 @@ use super::error::{EmuError, KernelFault, ThreadPos};
 use super::memory::GlobalMemory;
 use super::parser::line_text;
 use super::program::*;
+use super::sanitizer::{Finding, FindingKind, OtherThread, Sanitizer};
 use lanes::{lanes, lanes_where, pred_mask};
+pub(crate) use sanitize::barrier as sanitize_barrier;
 
 /// A fault in one lane, turned into [`EmuError::Runtime`] with the instruction's line.
 #[derive(Debug)]
 pub(crate) struct Fault {
     pub lane: usize,
     pub msg: String,
+}
+
+/// Why an instruction stopped the launch: a fault, or a sanitizer finding in fail-fast mode.
+#[derive(Debug)]
+pub(crate) enum Trap {
+    Fault(Fault),
+    Finding(Box<Finding>),
+}
+
+impl From<Fault> for Trap {
+    fn from(f: Fault) -> Self {
+        Trap::Fault(f)
+    }
 }
 
 /// Why a warp stopped running.
@@ -49,6 +65,8 @@ pub(crate) struct BlockEnv<'a> {
     pub block_dim: [u32; 3],
     /// Most instructions one warp may run between barriers before the launch is declared hung.
     pub instruction_limit: u64,
+    /// The sanitizer's state when it is on.
+    pub sanitizer: Option<&'a mut Sanitizer>,
 }
 
 impl BlockEnv<'_> {
@@ -56,6 +74,67 @@ impl BlockEnv<'_> {
         let t = warp * 32 + lane as u32;
         let [bx, by, _] = self.block_dim;
         [t % bx, (t / bx) % by, t / (bx * by)]
+    }
+
+    /// The thread with linear index `t` in the block.
+    fn thread_at(&self, t: u32) -> [u32; 3] {
+        self.thread_of(t / 32, (t % 32) as usize)
+    }
+
+    /// The PTX line and text of the instruction at `pc` (the last one for the implicit `ret`
+    /// past the end of the code).
+    fn line_at(&self, pc: u32) -> (u32, String) {
+        let pc = (pc as usize).min(self.kernel.code.len().saturating_sub(1));
+        let line = self.kernel.code.get(pc).map_or(0, |i| i.line);
+        (line, line_text(self.src, line))
+    }
+
+    /// A sanitizer finding at instruction `pc` of thread `thread` (linear index in the block).
+    pub fn finding(
+        &self,
+        kind: FindingKind,
+        thread: u32,
+        pc: u32,
+        other: Option<(u32, u32)>,
+        msg: String,
+    ) -> Finding {
+        let (line, text) = self.line_at(pc);
+        let cuda_line = self.kernel.source_lines.get(pc as usize).cloned().flatten();
+        Finding {
+            kind,
+            kernel: self.kernel.name.clone(),
+            line,
+            text,
+            cuda_line,
+            pos: ThreadPos {
+                block: self.block,
+                thread: self.thread_at(thread),
+            },
+            other: other.map(|(t, pc)| {
+                let (line, text) = self.line_at(pc);
+                OtherThread {
+                    thread: self.thread_at(t),
+                    line,
+                    text,
+                }
+            }),
+            msg,
+        }
+    }
+
+    /// Hands a finding to the sanitizer: an error in fail-fast mode, else recorded.
+    pub fn report(&mut self, finding: Finding) -> Result<(), Box<Finding>> {
+        match self.sanitizer.as_deref_mut() {
+            Some(s) => s.report(finding),
+            None => Ok(()),
+        }
+    }
+
+    fn trap_error(&self, warp: u32, pc: u32, trap: Trap) -> EmuError {
+        match trap {
+            Trap::Fault(f) => self.error(warp, pc, f),
+            Trap::Finding(f) => EmuError::Sanitizer(f),
+        }
     }
 
     fn error(&self, warp: u32, pc: u32, fault: Fault) -> EmuError {
@@ -93,6 +172,11 @@ pub(crate) struct Warp {
     diverged: bool,
     pub live: u32,
     pub waiting: u32,
+    /// Per lane, the `bar.sync` it waits at (valid for the lanes of `waiting`).
+    pub bar_pc: [u32; 32],
+    /// Lanes that exited since the last barrier completed, and where.
+    pub exited: u32,
+    pub exit_pc: [u32; 32],
 }
 
 impl Warp {
@@ -111,6 +195,9 @@ impl Warp {
             diverged: false,
             live: 0,
             waiting: 0,
+            bar_pc: [0; 32],
+            exited: 0,
+            exit_pc: [0; 32],
         }
     }
 
@@ -125,6 +212,7 @@ impl Warp {
         self.diverged = false;
         self.live = live;
         self.waiting = 0;
+        self.exited = 0;
         let regs = &mut self.regs;
         let warps_per_block = (geo.block.iter().product::<u32>()).div_ceil(32);
         for lane in 0..32u32 {
@@ -214,7 +302,7 @@ impl Warp {
             };
             let Some(instr) = code.get(pc as usize) else {
                 // Running off the end of the kernel is an implicit `ret`.
-                self.live &= !mask;
+                self.retire(mask, pc);
                 if self.live == 0 {
                     return Ok(Stop::Exited);
                 }
@@ -245,7 +333,7 @@ impl Warp {
                     self.move_lanes(mask & !exec, pc + 1);
                 }
                 Op::Exit => {
-                    self.live &= !exec;
+                    self.retire(exec, pc);
                     if self.live == 0 {
                         return Ok(Stop::Exited);
                     }
@@ -259,6 +347,9 @@ impl Warp {
                     }
                 }
                 Op::BarSync => {
+                    for l in lanes(exec) {
+                        self.bar_pc[l] = pc;
+                    }
                     self.waiting |= exec;
                     self.move_lanes(exec, pc + 1);
                     self.move_lanes(mask & !exec, pc + 1);
@@ -268,8 +359,8 @@ impl Warp {
                 }
                 _ => {
                     if exec != 0 {
-                        self.execute(env, &instr.op, exec)
-                            .map_err(|f| env.error(self.index, pc, f))?;
+                        self.execute(env, &instr.op, exec, pc)
+                            .map_err(|t| env.trap_error(self.index, pc, t))?;
                     }
                     if self.diverged {
                         self.move_lanes(mask, pc + 1);
@@ -281,8 +372,18 @@ impl Warp {
         }
     }
 
+    /// Lanes `exiting` leave the block at instruction `pc`.
+    fn retire(&mut self, exiting: u32, pc: u32) {
+        for l in lanes(exiting & self.live) {
+            self.exit_pc[l] = pc;
+        }
+        self.exited |= exiting & self.live;
+        self.live &= !exiting;
+    }
+
     /// Releases the lanes waiting at a barrier.
     pub fn release(&mut self) {
         self.waiting = 0;
+        self.exited = 0;
     }
 }

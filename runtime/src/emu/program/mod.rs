@@ -243,6 +243,8 @@ pub enum Op {
         size: u8,
         count: u8,
         signed: bool,
+        /// `.volatile`, `.relaxed` or `.acquire`: a strong access in PTX's memory model.
+        strong: bool,
         d: [Option<Reg>; 4],
         addr: Addr,
     },
@@ -250,6 +252,8 @@ pub enum Op {
         space: Space,
         size: u8,
         count: u8,
+        /// `.volatile`, `.relaxed` or `.release`: a strong access in PTX's memory model.
+        strong: bool,
         v: [Src; 4],
         addr: Addr,
     },
