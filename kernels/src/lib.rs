@@ -1,18 +1,278 @@
 //! The CUDA C++ sources of rlhf-rs, embedded in the binary, and the list of their entry points.
 //!
-//! Each op has one source, `src/<op>.cu`, whose entry points follow
-//! `<op>_<fwd|bwd>[_variant]_<dtype>`. The runtime compiles these with NVRTC for the Cuda backend
-//! and runs the resulting PTX on its emulator for the Emu backend. The sources arrive with the
-//! emulator and Cuda backend; until then this crate lists none.
+//! Each op has one source, `src/<op>.cu`, whose entry points are named
+//! `<op>_<fwd|bwd>[_variant]_<dtype>`; shared device helpers live in `src/*.cuh` ([`HEADERS`]),
+//! pulled in with `#include "name.cuh"`. The runtime compiles the sources with NVRTC (inlining
+//! the headers) for the Cuda backend and runs the resulting PTX on its emulator for the Emu
+//! backend. Every entry point is listed in [`Source::entries`] with its parameter signature, so
+//! a launcher can check its arguments (count, order, pointer element types, scalars) before a
+//! launch. The launch geometry of each kernel is described in the header comment of its source.
+//!
+//! These kernels take flat argument lists (up to 9) rather than the `#[repr(C)]` params struct
+//! that design.md suggests past ~6 arguments: every argument is a pointer or a 32-bit scalar, and
+//! the list here is checked against both the CUDA signatures (unit tests below) and the PTX
+//! (`tests/kernels_compile.rs`), which is the mismatch a params struct guards against. Kernels
+//! with strides and many shapes (attention) are where a params struct pays.
 
-/// One embedded CUDA source file.
+/// Element type behind a pointer parameter, or the storage dtype an entry point is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Elem {
+    F32,
+    BF16,
+    U32,
+}
+
+impl Elem {
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            Elem::F32 | Elem::U32 => 4,
+            Elem::BF16 => 2,
+        }
+    }
+
+    /// The suffix of entry-point names built for this dtype (`f32`, `bf16`, `u32`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Elem::F32 => "f32",
+            Elem::BF16 => "bf16",
+            Elem::U32 => "u32",
+        }
+    }
+}
+
+/// How one kernel parameter is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    /// A device pointer the kernel only reads (`const T*`).
+    ConstPtr(Elem),
+    /// A device pointer the kernel writes, and may read (`T*`).
+    MutPtr(Elem),
+    U32,
+    I32,
+    F32,
+}
+
+impl ParamKind {
+    /// Bytes the parameter occupies in the launch's argument buffer.
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            ParamKind::ConstPtr(_) | ParamKind::MutPtr(_) => 8,
+            ParamKind::U32 | ParamKind::I32 | ParamKind::F32 => 4,
+        }
+    }
+
+    pub fn is_pointer(self) -> bool {
+        matches!(self, ParamKind::ConstPtr(_) | ParamKind::MutPtr(_))
+    }
+}
+
+/// One kernel parameter, named as in the CUDA source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Param {
+    pub name: &'static str,
+    pub kind: ParamKind,
+}
+
+/// One `extern "C" __global__` entry point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// The symbol, e.g. `layernorm_fwd_bf16`.
+    pub name: &'static str,
+    /// The op stem of its source, e.g. `layernorm`.
+    pub op: &'static str,
+    /// The storage dtype it is built for (`U32` for kernels that only see ids).
+    pub dtype: Elem,
+    /// Its parameters, in order.
+    pub params: &'static [Param],
+}
+
+/// One embedded CUDA source file: an op and its entry points.
 #[derive(Debug, Clone, Copy)]
 pub struct Source {
     /// The op stem, e.g. `layernorm`.
     pub op: &'static str,
+    /// The file name, e.g. `layernorm.cu`.
+    pub file: &'static str,
     /// The CUDA C++ text.
+    pub code: &'static str,
+    /// Every entry point it defines.
+    pub entries: &'static [Entry],
+}
+
+/// One embedded header (`.cuh`) that sources include by its file name.
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    pub file: &'static str,
     pub code: &'static str,
 }
 
+/// One parameter of an entry list: `T` stands for the entry's dtype.
+macro_rules! param {
+    ($t:ident, $name:ident, In<T>) => {
+        Param {
+            name: stringify!($name),
+            kind: ParamKind::ConstPtr(Elem::$t),
+        }
+    };
+    ($t:ident, $name:ident, In<$elem:ident>) => {
+        Param {
+            name: stringify!($name),
+            kind: ParamKind::ConstPtr(Elem::$elem),
+        }
+    };
+    ($t:ident, $name:ident, Out<T>) => {
+        Param {
+            name: stringify!($name),
+            kind: ParamKind::MutPtr(Elem::$t),
+        }
+    };
+    ($t:ident, $name:ident, Out<$elem:ident>) => {
+        Param {
+            name: stringify!($name),
+            kind: ParamKind::MutPtr(Elem::$elem),
+        }
+    };
+    ($t:ident, $name:ident, $scalar:ident) => {
+        Param {
+            name: stringify!($name),
+            kind: ParamKind::$scalar,
+        }
+    };
+}
+
+macro_rules! suffix {
+    (F32) => {
+        "_f32"
+    };
+    (BF16) => {
+        "_bf16"
+    };
+    (U32) => {
+        "_u32"
+    };
+}
+
+/// One entry point: `$params` is a parenthesised parameter list in which `T` is `$t`.
+macro_rules! entry {
+    ($op:literal, $stem:literal, $t:ident, ($($name:ident: $kind:ident $(<$elem:ident>)?),* $(,)?)) => {
+        Entry {
+            name: concat!($stem, suffix!($t)),
+            op: $op,
+            dtype: Elem::$t,
+            params: &[$(param!($t, $name, $kind $(<$elem>)?)),*],
+        }
+    };
+}
+
+/// The entry points of one source: each line names a stem, the dtypes it is instantiated for,
+/// and its parameters (`In<..>` a const pointer, `Out<..>` a written pointer, else a scalar).
+macro_rules! entries {
+    ($op:literal; $($stem:literal [$($t:ident),+] $params:tt;)+) => {
+        &[$($(entry!($op, $stem, $t, $params),)+)+]
+    };
+}
+
+macro_rules! source {
+    ($op:literal, $entries:expr) => {
+        Source {
+            op: $op,
+            file: concat!($op, ".cu"),
+            code: include_str!(concat!($op, ".cu")),
+            entries: $entries,
+        }
+    };
+}
+
+/// Every embedded header.
+pub const HEADERS: &[Header] = &[Header {
+    file: "common.cuh",
+    code: include_str!("common.cuh"),
+}];
+
 /// Every embedded source, in a fixed order.
-pub const SOURCES: &[Source] = &[];
+pub const SOURCES: &[Source] = &[
+    source!(
+        "elementwise",
+        entries!("elementwise";
+            "elementwise_fwd_add" [F32, BF16] (a: In<T>, b: In<T>, y: Out<T>, n: U32);
+            "elementwise_fwd_axpy" [F32, BF16] (y: Out<T>, alpha: F32, x: In<T>, n: U32);
+            "elementwise_fwd_scale" [F32, BF16] (x: Out<T>, alpha: F32, n: U32);
+        )
+    ),
+    source!(
+        "gelu",
+        entries!("gelu";
+            "gelu_fwd" [F32, BF16] (x: In<T>, y: Out<T>, n: U32);
+            "gelu_bwd" [F32, BF16] (x: In<T>, dy: In<T>, dx: Out<T>, n: U32);
+        )
+    ),
+    source!(
+        "swiglu",
+        entries!("swiglu";
+            "swiglu_fwd" [F32, BF16] (gate: In<T>, up: In<T>, y: Out<T>, n: U32);
+            "swiglu_bwd" [F32, BF16]
+                (gate: In<T>, up: In<T>, dy: In<T>, dgate: Out<T>, dup: Out<T>, n: U32);
+        )
+    ),
+    source!(
+        "layernorm",
+        entries!("layernorm";
+            "layernorm_fwd" [F32, BF16] (x: In<T>, weight: In<T>, bias: In<T>, y: Out<T>,
+                mean: Out<F32>, rstd: Out<F32>, N: U32, C: U32, eps: F32);
+            "layernorm_bwd" [F32, BF16] (dy: In<T>, x: In<T>, weight: In<T>, mean: In<F32>,
+                rstd: In<F32>, dx: Out<T>, partial: Out<F32>, N: U32, C: U32);
+            "layernorm_bwd_reduce" [F32, BF16]
+                (partial: In<F32>, dweight: Out<T>, dbias: Out<T>, G: U32, C: U32);
+        )
+    ),
+    source!(
+        "rmsnorm",
+        entries!("rmsnorm";
+            "rmsnorm_fwd" [F32, BF16]
+                (x: In<T>, weight: In<T>, y: Out<T>, rstd: Out<F32>, N: U32, C: U32, eps: F32);
+            "rmsnorm_bwd" [F32, BF16] (dy: In<T>, x: In<T>, weight: In<T>, rstd: In<F32>,
+                dx: Out<T>, partial: Out<F32>, N: U32, C: U32);
+            "rmsnorm_bwd_reduce" [F32, BF16] (partial: In<F32>, dweight: Out<T>, G: U32, C: U32);
+        )
+    ),
+    source!(
+        "embedding",
+        entries!("embedding";
+            "embedding_fwd" [F32, BF16]
+                (ids: In<U32>, table: In<T>, out: Out<T>, N: U32, V: U32, C: U32);
+            "embedding_bwd_rank" [U32]
+                (ids: In<U32>, order: Out<U32>, sorted_ids: Out<U32>, N: U32);
+            "embedding_bwd" [F32, BF16] (order: In<U32>, sorted_ids: In<U32>, dy: In<T>,
+                dtable: Out<T>, N: U32, V: U32, C: U32);
+        )
+    ),
+    source!(
+        "cross_entropy",
+        entries!("cross_entropy";
+            "cross_entropy_fwd" [F32, BF16] (logits: In<T>, targets: In<U32>, loss: Out<F32>,
+                lse: Out<F32>, N: U32, V: U32, ignore_index: U32);
+            "cross_entropy_bwd" [F32, BF16] (logits: In<T>, targets: In<U32>, lse: In<F32>,
+                dloss: In<F32>, dlogits: Out<T>, N: U32, V: U32, ignore_index: U32);
+        )
+    ),
+];
+
+/// The embedded header with this file name.
+pub fn header(file: &str) -> Option<&'static Header> {
+    HEADERS.iter().find(|h| h.file == file)
+}
+
+/// The source with this op stem.
+pub fn source(op: &str) -> Option<&'static Source> {
+    SOURCES.iter().find(|s| s.op == op)
+}
+
+/// The entry point with this symbol name, and the source defining it.
+pub fn entry(name: &str) -> Option<(&'static Source, &'static Entry)> {
+    SOURCES
+        .iter()
+        .find_map(|s| s.entries.iter().find(|e| e.name == name).map(|e| (s, e)))
+}
+
+#[cfg(test)]
+mod tests;

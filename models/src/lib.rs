@@ -1,2 +1,15 @@
-//! Transformer models (GPT-2, Llama, Qwen2) built from the ops of [`runtime::Backend`].
-//! Filled in by the models work; the crate exists so the workspace has its final shape.
+//! Transformer models (GPT-2, Llama, Qwen2) built from the ops of [`runtime::Backend`], read from
+//! the files Hugging Face `transformers` writes.
+
+pub mod checkpoint;
+pub mod config;
+mod error;
+pub mod generate;
+pub mod params;
+pub mod sampling;
+pub mod tokenizer;
+pub mod transformer;
+pub mod weights;
+
+pub use config::{Architecture, ModelConfig};
+pub use error::{ModelError, Result};

@@ -148,6 +148,22 @@ pub trait Backend: Send + Sync + Sized {
         key_valid: &Tensor<Self>,
         softmax_scale: f32,
     ) -> Result<AttentionOut<Self>>;
+    /// Attention of `Tq` new queries against a KV cache: `k_cache` and `v_cache`
+    /// `[B, Tmax, NKV, HS]` hold keys at positions `0..kv_len` (`Tq <= kv_len <= Tmax`), and
+    /// `key_valid` `[B, Tmax]` marks the real ones (entries past `kv_len` are not read). Query `i`
+    /// sits at position `kv_len - Tq + i`; otherwise as [`Backend::attention_fwd`].
+    fn attention_decode(
+        &self,
+        q: &Tensor<Self>,
+        k_cache: &Tensor<Self>,
+        v_cache: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        kv_len: usize,
+        softmax_scale: f32,
+    ) -> Result<AttentionOut<Self>>;
+    /// Writes `new` `[B, Tn, NKV, HS]` into rows `start..start + Tn` of `cache`
+    /// `[B, Tmax, NKV, HS]` (crate::ops::kv_cache).
+    fn kv_cache_write(&self, cache: &mut Tensor<Self>, new: &Tensor<Self>, start: usize) -> Result<()>;
     #[allow(clippy::too_many_arguments)]
     fn attention_bwd(
         &self,

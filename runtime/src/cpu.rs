@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use half::bf16;
+use rayon::prelude::*;
 
 use crate::ops::adamw::{self, AdamW};
 use crate::ops::attention::{self, AttentionGrads, AttentionOut};
@@ -15,7 +16,7 @@ use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
 use crate::ops::logprob::{self, LogProbOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::{self, SwiGluGrads};
-use crate::ops::{check, elementwise, embedding, gelu, grad_norm, rope};
+use crate::ops::{check, elementwise, embedding, gelu, grad_norm, kv_cache, rope};
 use crate::{Backend, DType, Error, Result, Shape, Tensor};
 
 /// The Cpu backend. Work is spread over rayon's global pool (set its size with
@@ -63,6 +64,72 @@ pub(crate) fn f32_data_mut(t: &mut Tensor<Cpu>) -> &mut [f32] {
     }
 }
 
+/// The elements of a bf16 tensor; callers have checked the dtype, so any other dtype is empty.
+pub(crate) fn bf16_data(t: &Tensor<Cpu>) -> &[bf16] {
+    match t.buffer() {
+        CpuBuffer::BF16(v) => v,
+        _ => &[],
+    }
+}
+
+/// The elements of a bf16 tensor, mutably; callers have checked the dtype, so any other dtype is
+/// empty.
+pub(crate) fn bf16_data_mut(t: &mut Tensor<Cpu>) -> &mut [bf16] {
+    match t.buffer_mut() {
+        CpuBuffer::BF16(v) => v,
+        _ => &mut [],
+    }
+}
+
+/// A float element type a Cpu buffer stores (f32 or bf16). Ops are written once, generic over
+/// it, compute in f32, and read or write the stored type directly, so a bf16 tensor is never
+/// converted to an f32 copy as a whole.
+pub(crate) trait HostFloat: Copy + Send + Sync + 'static {
+    fn to_f32(self) -> f32;
+    /// Rounds to the stored type (nearest even for bf16).
+    fn from_f32(x: f32) -> Self;
+    fn into_buffer(data: Vec<Self>) -> (DType, CpuBuffer);
+}
+
+impl HostFloat for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+
+    fn into_buffer(data: Vec<Self>) -> (DType, CpuBuffer) {
+        (DType::F32, CpuBuffer::F32(data))
+    }
+}
+
+impl HostFloat for bf16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        bf16::from_f32(x)
+    }
+
+    fn into_buffer(data: Vec<Self>) -> (DType, CpuBuffer) {
+        (DType::BF16, CpuBuffer::BF16(data))
+    }
+}
+
+/// A Cpu tensor holding `data` in its own element type; `data.len()` equals the element count.
+pub(crate) fn from_host<T: HostFloat>(dims: &[usize], data: Vec<T>) -> Tensor<Cpu> {
+    debug_assert_eq!(data.len(), dims.iter().product::<usize>());
+    let (dtype, buffer) = T::into_buffer(data);
+    Tensor::from_parts(Shape::new(dims), dtype, buffer)
+}
+
 /// A Cpu tensor of `dtype` (f32 or bf16) from f32 results; `data.len()` equals the element count.
 pub(crate) fn from_f32(dims: &[usize], data: Vec<f32>, dtype: DType) -> Tensor<Cpu> {
     debug_assert_eq!(data.len(), dims.iter().product::<usize>());
@@ -72,6 +139,40 @@ pub(crate) fn from_f32(dims: &[usize], data: Vec<f32>, dtype: DType) -> Tensor<C
     };
     let dtype = if dtype == DType::BF16 { DType::BF16 } else { DType::F32 };
     Tensor::from_parts(Shape::new(dims), dtype, buffer)
+}
+
+/// Rows per task of [`par_rows_with_column_sums`]. A constant, so that how rows are grouped into
+/// partial sums, and hence every rounding, is the same whatever the thread count.
+const ROWS_PER_SUM_BLOCK: usize = 32;
+
+/// Calls `row_fn(row_index, out_row, sums)` for every row of `out` viewed as `[rows, cols]`
+/// (`cols > 0`), in parallel over blocks of consecutive rows, and returns the `width` column sums
+/// the calls add into `sums`: for the weight gradients of a norm, summed over rows. Each block
+/// accumulates its own f64 partial sums and the partials are added in block order, so the result
+/// is deterministic.
+pub(crate) fn par_rows_with_column_sums(
+    out: &mut [f32],
+    cols: usize,
+    width: usize,
+    row_fn: impl Fn(usize, &mut [f32], &mut [f64]) + Sync,
+) -> Vec<f64> {
+    debug_assert!(cols > 0 && out.len() % cols == 0);
+    let partials: Vec<Vec<f64>> = out
+        .par_chunks_mut(ROWS_PER_SUM_BLOCK * cols)
+        .enumerate()
+        .map(|(block, rows)| {
+            let mut sums = vec![0f64; width];
+            for (i, row) in rows.chunks_mut(cols).enumerate() {
+                row_fn(block * ROWS_PER_SUM_BLOCK + i, row, &mut sums);
+            }
+            sums
+        })
+        .collect();
+    let mut total = vec![0f64; width];
+    for partial in partials {
+        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+    }
+    total
 }
 
 fn check_len(op: &'static str, dims: &[usize], len: usize) -> Result<()> {
@@ -271,6 +372,22 @@ impl Backend for Cpu {
         attention::forward_cpu(q, k, v, key_valid, softmax_scale)
     }
 
+    fn attention_decode(
+        &self,
+        q: &Tensor<Self>,
+        k_cache: &Tensor<Self>,
+        v_cache: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        kv_len: usize,
+        softmax_scale: f32,
+    ) -> Result<AttentionOut<Self>> {
+        attention::decode_cpu(q, k_cache, v_cache, key_valid, kv_len, softmax_scale)
+    }
+
+    fn kv_cache_write(&self, cache: &mut Tensor<Self>, new: &Tensor<Self>, start: usize) -> Result<()> {
+        kv_cache::write_cpu(cache, new, start)
+    }
+
     fn attention_bwd(
         &self,
         q: &Tensor<Self>,
@@ -360,5 +477,44 @@ impl Backend for Cpu {
 
     fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64> {
         grad_norm::sum_squares_cpu(x)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Runs `f` on a fresh rayon pool of `threads` threads.
+    pub(crate) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+        pool.expect("a thread pool").install(f)
+    }
+
+    #[test]
+    fn column_sums_do_not_depend_on_thread_count() {
+        let (rows, cols) = (1000, 7);
+        // Terms spanning 16 orders of magnitude: any change of summation order changes the bits.
+        let term = |r: usize, j: usize| {
+            ((r * 7919 + j * 104_729) % 1013) as f64 * 10f64.powi((r % 17) as i32 - 8)
+        };
+        let run = |threads| {
+            in_pool(threads, || {
+                let mut out = vec![0f32; rows * cols];
+                let sums = par_rows_with_column_sums(&mut out, cols, cols, |r, row, sums| {
+                    for (j, (o, s)) in row.iter_mut().zip(sums).enumerate() {
+                        *o = r as f32;
+                        *s += term(r, j);
+                    }
+                });
+                (out, sums.iter().map(|s| s.to_bits()).collect::<Vec<_>>())
+            })
+        };
+        let one = run(1);
+        for threads in [2, 3, 8] {
+            assert!(run(threads) == one, "{threads} threads give other sums than 1 thread");
+        }
+        let rows_seen =
+            one.0.chunks(cols).enumerate().all(|(r, row)| row.iter().all(|&v| v == r as f32));
+        assert!(rows_seen, "every row is passed to row_fn once, with its own index");
     }
 }

@@ -7,6 +7,7 @@
 //! ([`Backend::upload_f32`], [`Backend::download_f32`], ...).
 
 mod backend;
+pub mod compile;
 mod cpu;
 mod dtype;
 pub mod emu;

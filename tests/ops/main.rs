@@ -5,4 +5,18 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod adamw;
+mod attention;
+mod cross_entropy;
+mod elementwise;
+mod embedding;
+mod gelu;
 mod gemm;
+mod grad_norm;
+mod kl;
+mod kv_cache;
+mod layernorm;
+mod logprob;
+mod rmsnorm;
+mod rope;
+mod swiglu;

@@ -11,6 +11,7 @@ pub mod gelu;
 pub mod gemm;
 pub mod grad_norm;
 pub mod kl;
+pub mod kv_cache;
 pub mod layernorm;
 pub mod logprob;
 pub mod rmsnorm;

@@ -1,0 +1,162 @@
+// layernorm.cu: LayerNorm over the last dim, forward and backward.
+//
+// Maths, per row r of N = B·T rows of C channels:
+//   mean_r = Σ_c x[r,c] / C
+//   var_r  = Σ_c (x[r,c] − mean_r)² / C             (two passes, not E[x²] − E[x]²)
+//   rstd_r = 1 / sqrt(var_r + eps)
+//   xhat   = (x − mean_r) · rstd_r,   y = xhat · weight + bias
+// Backward, with g = dy · weight:
+//   dx      = rstd_r · (g − mean_c(g) − xhat · mean_c(g · xhat))   per row (`=`)
+//   dweight = Σ_r dy · xhat,   dbias = Σ_r dy                    over rows (`=`)
+// Shapes: x, y, dy, dx [N, C]; weight, bias, dweight, dbias [C]; mean, rstd [N] f32 (saved by the
+// forward, read by the backward). All sums in f32; outputs rounded once to the storage type.
+//
+// layernorm_fwd: one warp per row, lanes stride over C (consecutive lanes on consecutive
+// channels); x is read three times (sum, squared deviations, output), the re-reads hitting L1.
+// Block: a multiple of 32 threads; grid = ceil(N / (blockDim.x / 32)).
+// Bytes moved: N·C·S (x, from DRAM once) + N·C·S (y) + 2·C·S + 8·N, S = sizeof(T).
+//
+// layernorm_bwd: G blocks (gridDim.x, chosen by the launcher from the device alone), block b
+// takes rows b, b + G, b + 2G, ... in turn; its threads stride over C. Per row: one pass
+// accumulates the two row sums and, in shared memory, this block's dweight/dbias partial for the
+// channels each thread owns (channel c belongs to thread c mod blockDim.x for the whole kernel,
+// so no two threads ever touch the same accumulator); a block reduction; a second pass writes
+// dx. At the end block b writes its partials to `partial` [2, G, C] f32 (dweight partials, then
+// dbias partials). Dynamic shared memory: 2·C·4 bytes. Block: a multiple of 32 threads.
+// layernorm_bwd_reduce then sums the G partials of each channel in block order: one thread per
+// channel, grid = ceil(C / blockDim.x). No float atomics anywhere: for a given G and blockDim
+// the gradients are bit-for-bit reproducible.
+// Bytes moved: 3·N·C·S (dy, x, dx) + 2·C·S + 8·N + 2·(8·G·C) (partials written, then read).
+#include "common.cuh"
+
+template <typename T>
+__device__ __forceinline__ void layernorm_fwd(const T* __restrict__ x, const T* __restrict__ weight,
+                                              const T* __restrict__ bias, T* __restrict__ y,
+                                              float* __restrict__ mean, float* __restrict__ rstd,
+                                              u32 N, u32 C, float eps) {
+    const u64 row = u64(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    const u32 lane = threadIdx.x % 32;
+    // The whole warp leaves together, so the shuffles below always see 32 active lanes.
+    if (row >= N) return;
+    const T* xr = x + row * C;
+
+    float sum = 0.0f;
+    for (u32 c = lane; c < C; c += 32) sum += to_f32(xr[c]);
+    const float m = warp_sum(sum) / float(C);
+
+    float squares = 0.0f;
+    for (u32 c = lane; c < C; c += 32) {
+        const float d = to_f32(xr[c]) - m;
+        squares += d * d;
+    }
+    const float rs = 1.0f / sqrtf(warp_sum(squares) / float(C) + eps);
+
+    T* yr = y + row * C;
+    for (u32 c = lane; c < C; c += 32) {
+        const float xhat = (to_f32(xr[c]) - m) * rs;
+        yr[c] = from_f32<T>(xhat * to_f32(weight[c]) + to_f32(bias[c]));
+    }
+    if (lane == 0) {
+        mean[row] = m;
+        rstd[row] = rs;
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void layernorm_bwd(const T* __restrict__ dy, const T* __restrict__ x,
+                                              const T* __restrict__ weight,
+                                              const float* __restrict__ mean,
+                                              const float* __restrict__ rstd, T* __restrict__ dx,
+                                              float* __restrict__ partial, u32 N, u32 C) {
+    extern __shared__ float accumulators[];
+    __shared__ float2 scratch[32];
+    float* dweight_acc = accumulators;
+    float* dbias_acc = accumulators + C;
+    for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
+        dweight_acc[c] = 0.0f;
+        dbias_acc[c] = 0.0f;
+    }
+
+    for (u64 row = blockIdx.x; row < N; row += gridDim.x) {
+        const T* dyr = dy + row * C;
+        const T* xr = x + row * C;
+        const float m = mean[row];
+        const float rs = rstd[row];
+
+        float sum_g = 0.0f;
+        float sum_g_xhat = 0.0f;
+        for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
+            const float xhat = (to_f32(xr[c]) - m) * rs;
+            const float d = to_f32(dyr[c]);
+            const float g = d * to_f32(weight[c]);
+            sum_g += g;
+            sum_g_xhat += g * xhat;
+            dweight_acc[c] += d * xhat;
+            dbias_acc[c] += d;
+        }
+        const float2 sums = block_sum2(sum_g, sum_g_xhat, scratch);
+        const float mean_g = sums.x / float(C);
+        const float mean_g_xhat = sums.y / float(C);
+
+        T* dxr = dx + row * C;
+        for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
+            const float xhat = (to_f32(xr[c]) - m) * rs;
+            const float g = to_f32(dyr[c]) * to_f32(weight[c]);
+            dxr[c] = from_f32<T>(rs * (g - mean_g - xhat * mean_g_xhat));
+        }
+    }
+
+    float* dweight_partial = partial + u64(blockIdx.x) * C;
+    float* dbias_partial = partial + (u64(gridDim.x) + blockIdx.x) * C;
+    for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
+        dweight_partial[c] = dweight_acc[c];
+        dbias_partial[c] = dbias_acc[c];
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void layernorm_bwd_reduce(const float* __restrict__ partial,
+                                                     T* __restrict__ dweight,
+                                                     T* __restrict__ dbias, u32 G, u32 C) {
+    const u64 c = u64(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float dw = 0.0f;
+    float db = 0.0f;
+    for (u32 b = 0; b < G; ++b) {
+        dw += partial[u64(b) * C + c];
+        db += partial[(u64(G) + b) * C + c];
+    }
+    dweight[c] = from_f32<T>(dw);
+    dbias[c] = from_f32<T>(db);
+}
+
+extern "C" __global__ void layernorm_fwd_f32(const float* x, const float* weight,
+                                             const float* bias, float* y, float* mean,
+                                             float* rstd, u32 N, u32 C, float eps) {
+    layernorm_fwd(x, weight, bias, y, mean, rstd, N, C, eps);
+}
+extern "C" __global__ void layernorm_fwd_bf16(const bf16* x, const bf16* weight, const bf16* bias,
+                                              bf16* y, float* mean, float* rstd, u32 N, u32 C,
+                                              float eps) {
+    layernorm_fwd(x, weight, bias, y, mean, rstd, N, C, eps);
+}
+
+extern "C" __global__ void layernorm_bwd_f32(const float* dy, const float* x, const float* weight,
+                                             const float* mean, const float* rstd, float* dx,
+                                             float* partial, u32 N, u32 C) {
+    layernorm_bwd(dy, x, weight, mean, rstd, dx, partial, N, C);
+}
+extern "C" __global__ void layernorm_bwd_bf16(const bf16* dy, const bf16* x, const bf16* weight,
+                                              const float* mean, const float* rstd, bf16* dx,
+                                              float* partial, u32 N, u32 C) {
+    layernorm_bwd(dy, x, weight, mean, rstd, dx, partial, N, C);
+}
+
+extern "C" __global__ void layernorm_bwd_reduce_f32(const float* partial, float* dweight,
+                                                    float* dbias, u32 G, u32 C) {
+    layernorm_bwd_reduce(partial, dweight, dbias, G, C);
+}
+extern "C" __global__ void layernorm_bwd_reduce_bf16(const float* partial, bf16* dweight,
+                                                     bf16* dbias, u32 G, u32 C) {
+    layernorm_bwd_reduce(partial, dweight, dbias, G, C);
+}

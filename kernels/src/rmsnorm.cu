@@ -1,0 +1,119 @@
+// rmsnorm.cu: RMSNorm over the last dim (Llama, Qwen2), forward and backward.
+//
+// Maths, per row r of N = B·T rows of C channels:
+//   rstd_r = 1 / sqrt(Σ_c x[r,c]² / C + eps)
+//   xhat   = x · rstd_r,   y = xhat · weight
+// Backward, with g = dy · weight:
+//   dx      = rstd_r · (g − xhat · mean_c(g · xhat))   per row (`=`)
+//   dweight = Σ_r dy · xhat                            over rows (`=`)
+// Shapes: x, y, dy, dx [N, C]; weight, dweight [C]; rstd [N] f32 (saved by the forward, read by
+// the backward). All sums in f32; outputs rounded once to the storage type.
+//
+// rmsnorm_fwd: one warp per row, lanes stride over C; x is read twice (the re-read hits L1).
+// Block: a multiple of 32 threads; grid = ceil(N / (blockDim.x / 32)).
+// Bytes moved: 2·N·C·S (x, y) + C·S + 4·N, S = sizeof(T).
+//
+// rmsnorm_bwd: the layernorm.cu pattern. G blocks take rows b, b + G, ...; channel c belongs to
+// thread c mod blockDim.x, which accumulates this block's dweight partial in shared memory; one
+// block reduction per row; dx written in a second pass over the row. Block b finally writes its
+// partial to `partial` [G, C] f32. Dynamic shared memory: C·4 bytes. Block: a multiple of 32.
+// rmsnorm_bwd_reduce sums the G partials per channel in block order (one thread per channel,
+// grid = ceil(C / blockDim.x)). No float atomics: reproducible bit for bit for a given G.
+// Bytes moved: 3·N·C·S (dy, x, dx) + 2·C·S + 4·N + 2·(4·G·C).
+#include "common.cuh"
+
+template <typename T>
+__device__ __forceinline__ void rmsnorm_fwd(const T* __restrict__ x, const T* __restrict__ weight,
+                                            T* __restrict__ y, float* __restrict__ rstd, u32 N,
+                                            u32 C, float eps) {
+    const u64 row = u64(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    const u32 lane = threadIdx.x % 32;
+    // The whole warp leaves together, so the shuffles below always see 32 active lanes.
+    if (row >= N) return;
+    const T* xr = x + row * C;
+
+    float squares = 0.0f;
+    for (u32 c = lane; c < C; c += 32) {
+        const float v = to_f32(xr[c]);
+        squares += v * v;
+    }
+    const float rs = 1.0f / sqrtf(warp_sum(squares) / float(C) + eps);
+
+    T* yr = y + row * C;
+    for (u32 c = lane; c < C; c += 32) yr[c] = from_f32<T>(to_f32(xr[c]) * rs * to_f32(weight[c]));
+    if (lane == 0) rstd[row] = rs;
+}
+
+template <typename T>
+__device__ __forceinline__ void rmsnorm_bwd(const T* __restrict__ dy, const T* __restrict__ x,
+                                            const T* __restrict__ weight,
+                                            const float* __restrict__ rstd, T* __restrict__ dx,
+                                            float* __restrict__ partial, u32 N, u32 C) {
+    extern __shared__ float dweight_acc[];
+    __shared__ float scratch[32];
+    for (u32 c = threadIdx.x; c < C; c += blockDim.x) dweight_acc[c] = 0.0f;
+
+    for (u64 row = blockIdx.x; row < N; row += gridDim.x) {
+        const T* dyr = dy + row * C;
+        const T* xr = x + row * C;
+        const float rs = rstd[row];
+
+        float sum_g_xhat = 0.0f;
+        for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
+            const float xhat = to_f32(xr[c]) * rs;
+            const float d = to_f32(dyr[c]);
+            sum_g_xhat += d * to_f32(weight[c]) * xhat;
+            dweight_acc[c] += d * xhat;
+        }
+        const float mean_g_xhat = block_sum(sum_g_xhat, scratch) / float(C);
+
+        T* dxr = dx + row * C;
+        for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
+            const float xhat = to_f32(xr[c]) * rs;
+            const float g = to_f32(dyr[c]) * to_f32(weight[c]);
+            dxr[c] = from_f32<T>(rs * (g - xhat * mean_g_xhat));
+        }
+    }
+
+    float* dweight_partial = partial + u64(blockIdx.x) * C;
+    for (u32 c = threadIdx.x; c < C; c += blockDim.x) dweight_partial[c] = dweight_acc[c];
+}
+
+template <typename T>
+__device__ __forceinline__ void rmsnorm_bwd_reduce(const float* __restrict__ partial,
+                                                   T* __restrict__ dweight, u32 G, u32 C) {
+    const u64 c = u64(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float dw = 0.0f;
+    for (u32 b = 0; b < G; ++b) dw += partial[u64(b) * C + c];
+    dweight[c] = from_f32<T>(dw);
+}
+
+extern "C" __global__ void rmsnorm_fwd_f32(const float* x, const float* weight, float* y,
+                                           float* rstd, u32 N, u32 C, float eps) {
+    rmsnorm_fwd(x, weight, y, rstd, N, C, eps);
+}
+extern "C" __global__ void rmsnorm_fwd_bf16(const bf16* x, const bf16* weight, bf16* y,
+                                            float* rstd, u32 N, u32 C, float eps) {
+    rmsnorm_fwd(x, weight, y, rstd, N, C, eps);
+}
+
+extern "C" __global__ void rmsnorm_bwd_f32(const float* dy, const float* x, const float* weight,
+                                           const float* rstd, float* dx, float* partial, u32 N,
+                                           u32 C) {
+    rmsnorm_bwd(dy, x, weight, rstd, dx, partial, N, C);
+}
+extern "C" __global__ void rmsnorm_bwd_bf16(const bf16* dy, const bf16* x, const bf16* weight,
+                                            const float* rstd, bf16* dx, float* partial, u32 N,
+                                            u32 C) {
+    rmsnorm_bwd(dy, x, weight, rstd, dx, partial, N, C);
+}
+
+extern "C" __global__ void rmsnorm_bwd_reduce_f32(const float* partial, float* dweight, u32 G,
+                                                  u32 C) {
+    rmsnorm_bwd_reduce(partial, dweight, G, C);
+}
+extern "C" __global__ void rmsnorm_bwd_reduce_bf16(const float* partial, bf16* dweight, u32 G,
+                                                   u32 C) {
+    rmsnorm_bwd_reduce(partial, dweight, G, C);
+}

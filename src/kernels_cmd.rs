@@ -1,0 +1,94 @@
+//! `rlhf kernels build|report`: compile every CUDA kernel to PTX and cubins, and report each
+//! kernel's resources per architecture.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use runtime::compile::{build_all, Arch, KernelBuildReport};
+use serde::Serialize;
+
+use crate::error::CliError;
+
+#[derive(Subcommand)]
+pub enum KernelsCommand {
+    /// Write `DIR/sm_XX/<op>.ptx` and `.cubin` for every kernel.
+    Build(BuildArgs),
+    /// Print registers, spills and shared memory per kernel and architecture.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Architectures, comma-separated (sm_80, sm_90).
+    #[arg(long, value_delimiter = ',', default_value = "sm_80,sm_90")]
+    arch: Vec<Arch>,
+    /// Output directory.
+    #[arg(long, default_value = "kernels-build")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[arg(long, value_delimiter = ',', default_value = "sm_80,sm_90")]
+    arch: Vec<Arch>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct ReportRow {
+    kernel: &'static str,
+    op: &'static str,
+    arch: String,
+    registers: u32,
+    spill_bytes: u32,
+    static_shared_bytes: u32,
+    stack_frame_bytes: u32,
+}
+
+impl From<&KernelBuildReport> for ReportRow {
+    fn from(r: &KernelBuildReport) -> Self {
+        ReportRow {
+            kernel: r.entry,
+            op: r.op,
+            arch: r.arch.to_string(),
+            registers: r.registers,
+            spill_bytes: r.spill_bytes(),
+            static_shared_bytes: r.static_shared_bytes,
+            stack_frame_bytes: r.stack_frame_bytes,
+        }
+    }
+}
+
+pub fn run(command: &KernelsCommand) -> Result<(), CliError> {
+    match command {
+        KernelsCommand::Build(args) => {
+            let reports = build_all(&args.arch, &args.out)?;
+            let spilling = reports.iter().filter(|r| r.spill_bytes() > 0).count();
+            println!("built {} kernel entries into {}", reports.len(), args.out.display());
+            if spilling > 0 {
+                return Err(CliError::Usage(format!("{spilling} kernel entries spill registers (see `rlhf kernels report`)")));
+            }
+            Ok(())
+        }
+        KernelsCommand::Report(args) => {
+            let dir = std::env::temp_dir().join(format!("rlhf-kernels-report-{}", std::process::id()));
+            let reports = build_all(&args.arch, &dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            let rows: Vec<ReportRow> = reports?.iter().map(ReportRow::from).collect();
+            if args.json {
+                println!("{}", serde_json::to_string(&rows).map_err(|e| CliError::Usage(e.to_string()))?);
+            } else {
+                println!("{:<36} {:<6} {:>5} {:>7} {:>8} {:>6}", "kernel", "arch", "regs", "spill B", "smem B", "stack");
+                for r in &rows {
+                    println!(
+                        "{:<36} {:<6} {:>5} {:>7} {:>8} {:>6}",
+                        r.kernel, r.arch, r.registers, r.spill_bytes, r.static_shared_bytes, r.stack_frame_bytes
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}

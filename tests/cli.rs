@@ -1,0 +1,53 @@
+//! The `rlhf` command line: JSON output contracts and clear errors.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn rlhf(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rlhf")).args(args).output().expect("run rlhf");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn logprobs_json_matches_transformers() {
+    let dir = fixture("qwen2");
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/expected.json")).unwrap()).unwrap();
+    let text = expected["texts"][0].as_str().unwrap();
+    let (ok, stdout, stderr) = rlhf(&["logprobs", "--model", &dir, "--text", text, "--json"]);
+    assert!(ok, "{stderr}");
+    let got: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(got["ids"], expected["ids"][0]);
+    let (got, want) = (got["logprobs"].as_array().unwrap(), expected["logprobs"][0].as_array().unwrap());
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert!((g.as_f64().unwrap() - w.as_f64().unwrap()).abs() <= 1e-4, "{g} vs {w}");
+    }
+}
+
+#[test]
+fn generate_json_gives_new_ids_and_text() {
+    let dir = fixture("gpt2");
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/expected.json")).unwrap()).unwrap();
+    let ids: Vec<String> = expected["ids"][1].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+    let (ok, stdout, stderr) = rlhf(&["generate", "--model", &dir, "--ids", &ids.join(","), "--max-new-tokens", "16", "--greedy", "--json"]);
+    assert!(ok, "{stderr}");
+    let got: Value = serde_json::from_str(&stdout).unwrap();
+    // The fixture's EOS is id 0; transformers' reference continuation never produces it.
+    assert_eq!(got["new_ids"], expected["greedy"][1]);
+    assert!(got["text"].is_string());
+}
+
+#[test]
+fn bad_input_gives_a_clear_error() {
+    let (ok, _, stderr) = rlhf(&["logprobs", "--model", "/nonexistent-model-dir", "--ids", "1,2"]);
+    assert!(!ok && stderr.contains("/nonexistent-model-dir/config.json"), "{stderr}");
+    let (ok, _, stderr) = rlhf(&["logprobs", "--model", &fixture("gpt2"), "--ids", "1,2000"]);
+    assert!(!ok && stderr.contains("2000"), "{stderr}");
+    let (ok, _, stderr) = rlhf(&["generate", "--model", &fixture("llama"), "--ids", "1", "--max-new-tokens", "3", "--temperature", "0"]);
+    assert!(!ok && stderr.contains("temperature"), "{stderr}");
+}
