@@ -11,12 +11,15 @@ pub mod compile;
 mod cpu;
 mod dtype;
 pub mod emu;
+mod emu_backend;
 mod error;
+pub mod gpu;
 pub mod ops;
 mod tensor;
 
 pub use backend::Backend;
 pub use cpu::{Cpu, CpuBuffer};
 pub use dtype::DType;
+pub use emu_backend::{Emu, EmuDevice};
 pub use error::{Error, Result};
 pub use tensor::{Shape, Tensor};

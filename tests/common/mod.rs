@@ -93,17 +93,52 @@ pub fn bf16_round(x: &[f32]) -> Vec<f32> {
 }
 
 /// Expands each listed generic test body `fn name<B: Backend>(backend: &B)` into a module with
-/// one `#[test]` per backend available on this machine.
+/// one `#[test]` per backend:
+///
+/// - `backend_tests!(fn_a, fn_b)` runs them on Cpu only;
+/// - `backend_tests!(cpu, emu; fn_a, fn_b)` on each backend listed (`cpu`, `emu`), each test
+///   named after its backend (`fn_a::emu`);
+/// - `emu_known_bug` in place of `emu` keeps the Emu test but `#[ignore]`s it, for a kernel that a
+///   PTX emulator bug recorded in `tests/emu_known_bugs.rs` stops; switch back once that passes.
+///
+/// The Emu backend needs the CUDA tools (`scripts/setup-cuda-tools.sh`); without them its tests
+/// fail with the error that says how to install them.
 #[macro_export]
 macro_rules! backend_tests {
+    (@tests $name:ident) => {};
+    (@tests $name:ident cpu $($more:ident)*) => {
+        #[test]
+        fn cpu() {
+            super::$name(&runtime::Cpu::new());
+        }
+        $crate::backend_tests!(@tests $name $($more)*);
+    };
+    (@tests $name:ident emu $($more:ident)*) => {
+        #[test]
+        fn emu() {
+            super::$name(&runtime::Emu::new().unwrap_or_else(|e| panic!("{e}")));
+        }
+        $crate::backend_tests!(@tests $name $($more)*);
+    };
+    (@tests $name:ident emu_known_bug $($more:ident)*) => {
+        #[test]
+        #[ignore = "a PTX emulator bug stops this kernel (see tests/emu_known_bugs.rs)"]
+        fn emu() {
+            super::$name(&runtime::Emu::new().unwrap_or_else(|e| panic!("{e}")));
+        }
+        $crate::backend_tests!(@tests $name $($more)*);
+    };
+    (@bodies [$($backend:ident)+]) => {};
+    (@bodies [$($backend:ident)+] $name:ident $(, $rest:ident)*) => {
+        mod $name {
+            $crate::backend_tests!(@tests $name $($backend)+);
+        }
+        $crate::backend_tests!(@bodies [$($backend)+] $($rest),*);
+    };
+    ($($backend:ident),+ ; $($name:ident),* $(,)?) => {
+        $crate::backend_tests!(@bodies [$($backend)+] $($name),*);
+    };
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn cpu() {
-                    super::$name(&runtime::Cpu::new());
-                }
-            }
-        )*
+        $crate::backend_tests!(cpu; $($name),*);
     };
 }
