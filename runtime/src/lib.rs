@@ -14,6 +14,7 @@ pub mod emu;
 mod emu_backend;
 mod error;
 pub mod gpu;
+pub mod kernel_check;
 pub mod ops;
 mod tensor;
 

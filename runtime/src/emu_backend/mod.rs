@@ -47,7 +47,9 @@ impl Emu {
                  Run {SETUP_SCRIPT} and set {TOOLS_ENV} to the directory it prints"
             ),
         })?;
-        Ok(Emu { device: Arc::new(EmuDevice::new(compiler)) })
+        Ok(Emu {
+            device: Arc::new(EmuDevice::new(compiler)),
+        })
     }
 }
 
@@ -61,7 +63,10 @@ impl GpuBackend for Emu {
 
 /// The error of an op that has no CUDA kernel yet.
 fn no_kernel<T>(op: &str) -> Result<T> {
-    Err(Error::Backend { backend: "emu", msg: format!("no CUDA kernel for {op} yet") })
+    Err(Error::Backend {
+        backend: "emu",
+        msg: format!("no CUDA kernel for {op} yet"),
+    })
 }
 
 impl Backend for Emu {
@@ -202,11 +207,21 @@ impl Backend for Emu {
         rmsnorm::backward_gpu(self, dy, x, weight, rstd)
     }
 
-    fn rope_fwd(&self, _x: &Tensor<Self>, _pos: &Tensor<Self>, _theta: f32) -> Result<Tensor<Self>> {
+    fn rope_fwd(
+        &self,
+        _x: &Tensor<Self>,
+        _pos: &Tensor<Self>,
+        _theta: f32,
+    ) -> Result<Tensor<Self>> {
         no_kernel("rope_fwd")
     }
 
-    fn rope_bwd(&self, _dy: &Tensor<Self>, _pos: &Tensor<Self>, _theta: f32) -> Result<Tensor<Self>> {
+    fn rope_bwd(
+        &self,
+        _dy: &Tensor<Self>,
+        _pos: &Tensor<Self>,
+        _theta: f32,
+    ) -> Result<Tensor<Self>> {
         no_kernel("rope_bwd")
     }
 
@@ -233,7 +248,12 @@ impl Backend for Emu {
         no_kernel("attention_decode")
     }
 
-    fn kv_cache_write(&self, _cache: &mut Tensor<Self>, _new: &Tensor<Self>, _start: usize) -> Result<()> {
+    fn kv_cache_write(
+        &self,
+        _cache: &mut Tensor<Self>,
+        _new: &Tensor<Self>,
+        _start: usize,
+    ) -> Result<()> {
         no_kernel("kv_cache_write")
     }
 

@@ -73,12 +73,19 @@ pub struct Launch {
 impl Launch {
     /// A 1-D launch of `blocks` blocks of `threads` threads, no dynamic shared memory.
     pub fn linear(blocks: u32, threads: u32) -> Self {
-        Launch { grid: [blocks, 1, 1], block: [threads, 1, 1], shared_bytes: 0 }
+        Launch {
+            grid: [blocks, 1, 1],
+            block: [threads, 1, 1],
+            shared_bytes: 0,
+        }
     }
 
     /// The same launch with `bytes` of dynamic shared memory per block.
     pub fn with_shared(self, bytes: u32) -> Self {
-        Launch { shared_bytes: bytes, ..self }
+        Launch {
+            shared_bytes: bytes,
+            ..self
+        }
     }
 }
 
@@ -89,7 +96,10 @@ const ELEMENTWISE_THREADS: u32 = 256;
 /// (`16 / sizeof(T)` elements), as `common.cuh`'s `map_elements` expects.
 pub(crate) fn elementwise_launch(n: u32, dtype: DType) -> Launch {
     let per_thread = 16 / dtype.size_in_bytes() as u32;
-    Launch::linear(n.div_ceil(ELEMENTWISE_THREADS * per_thread), ELEMENTWISE_THREADS)
+    Launch::linear(
+        n.div_ceil(ELEMENTWISE_THREADS * per_thread),
+        ELEMENTWISE_THREADS,
+    )
 }
 
 /// One kernel argument as an op's launcher names it.
@@ -122,7 +132,10 @@ pub(crate) fn elem(dtype: DType) -> Elem {
 /// A size passed to a kernel as a 32-bit scalar; larger sizes are a shape error of `op`.
 pub(crate) fn dim_u32(op: &'static str, name: &str, value: usize) -> Result<u32> {
     u32::try_from(value).map_err(|_| {
-        Error::shape(op, format!("{name} = {value} exceeds the kernels' 32-bit sizes"))
+        Error::shape(
+            op,
+            format!("{name} = {value} exceeds the kernels' 32-bit sizes"),
+        )
     })
 }
 
@@ -131,7 +144,10 @@ pub(crate) fn alloc<G: GpuBackend>(gpu: &G, dims: &[usize], dtype: DType) -> Res
     let bytes = dims.iter().product::<usize>() * dtype.size_in_bytes();
     let device = gpu.device();
     let addr = device.alloc(bytes)?;
-    let buffer = GpuBuffer { device: Arc::clone(device), addr };
+    let buffer = GpuBuffer {
+        device: Arc::clone(device),
+        addr,
+    };
     Ok(Tensor::from_parts(Shape::new(dims), dtype, buffer))
 }
 
@@ -139,13 +155,19 @@ pub(crate) fn alloc<G: GpuBackend>(gpu: &G, dims: &[usize], dtype: DType) -> Res
 /// another instance of the same backend has an address that means nothing here).
 pub(crate) fn addr_on<G: GpuBackend>(gpu: &G, t: &Tensor<G>) -> Result<u64> {
     if !Arc::ptr_eq(&t.buffer().device, gpu.device()) {
-        return Err(backend_error(gpu, "a tensor of another device instance was passed".into()));
+        return Err(backend_error(
+            gpu,
+            "a tensor of another device instance was passed".into(),
+        ));
     }
     Ok(t.buffer().addr)
 }
 
 fn backend_error<G: GpuBackend>(gpu: &G, msg: String) -> Error {
-    Error::Backend { backend: gpu.device().backend_name(), msg }
+    Error::Backend {
+        backend: gpu.device().backend_name(),
+        msg,
+    }
 }
 
 /// Launches entry point `<stem>_<dtype>` (e.g. `layernorm_fwd` and bf16 give
@@ -160,7 +182,10 @@ pub(crate) fn launch<G: GpuBackend>(
 ) -> Result<()> {
     let name = format!("{stem}_{}", elem(dtype).suffix());
     let Some((_, entry)) = kernels::entry(&name) else {
-        return Err(backend_error(gpu, format!("no kernel entry point `{name}`")));
+        return Err(backend_error(
+            gpu,
+            format!("no kernel entry point `{name}`"),
+        ));
     };
     let values = pack_args(gpu, entry, args)?;
     if launch.grid.contains(&0) {
