@@ -33,6 +33,11 @@ impl EmuDevice {
         }
     }
 
+    /// Bytes held by live allocations.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        lock(&self.memory).allocated_bytes()
+    }
+
     /// The module of `op`'s source, compiled and parsed on first use.
     fn module(&self, op: &'static str) -> Result<Arc<Module>> {
         let mut modules = lock(&self.modules);

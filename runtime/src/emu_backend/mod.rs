@@ -51,6 +51,12 @@ impl Emu {
             device: Arc::new(EmuDevice::new(compiler)),
         })
     }
+
+    /// Bytes of emulated device memory held by live tensors (and by module-level variables of
+    /// the kernels loaded so far): what a leak check looks at.
+    pub fn allocated_bytes(&self) -> usize {
+        self.device.allocated_bytes()
+    }
 }
 
 impl GpuBackend for Emu {
