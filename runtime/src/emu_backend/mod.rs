@@ -43,8 +43,8 @@ impl Emu {
         let compiler = Compiler::locate().map_err(|e| Error::Backend {
             backend: "emu",
             msg: format!(
-                "the Emu backend compiles its kernels with NVRTC, which could not be loaded: {e}. \
-                 Run {SETUP_SCRIPT} and set {TOOLS_ENV} to the directory it prints"
+                "NVRTC is needed to compile the kernels (installed by {SETUP_SCRIPT} into \
+                 ${TOOLS_ENV}): {e}"
             ),
         })?;
         Ok(Emu {
