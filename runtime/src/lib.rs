@@ -1,8 +1,10 @@
-//! The rlhf-rs runtime: tensors, the [`Backend`] trait, and the backends that implement it.
+//! The rlhf-rs runtime: tensors, the [`Backend`] trait, and the backends that implement it:
+//! [`Cpu`], and [`Emu`] (the CUDA kernels run by the PTX emulator in [`emu`]).
 //!
 //! Every op a decoder-only transformer and the RL losses need is a method of [`Backend`]. Each op
 //! lives in one file under [`ops`]: its shape checks (shared by all backends), its argument and
-//! result types, and its Cpu implementation. Tensors are owned by their backend
+//! result types, its Cpu implementation and its GPU launcher (over [`gpu`], shared by the
+//! backends that run the kernels). Tensors are owned by their backend
 //! ([`Tensor<B>`] holds a `B::Buffer`); moving data to or from the host is explicit
 //! ([`Backend::upload_f32`], [`Backend::download_f32`], ...).
 
