@@ -5,16 +5,16 @@
 //! - [`GpuDevice`]: what a device offers — untyped memory (allocate, free, copy bytes in and
 //!   out, zero) and launching an entry point of [`kernels::SOURCES`] with a grid, a block, dynamic
 //!   shared memory and packed arguments. The emulator implements it
-//!   ([`crate::emu_backend::EmuDevice`]); a cudarc device will.
+//!   ([`crate::EmuDevice`]); a cudarc device will.
 //! - [`GpuBuffer`]: one allocation of a device, freed when dropped; the `Buffer` of a GPU backend.
-//! - [`GpuBackend`]: a [`Backend`] whose buffers are [`GpuBuffer`]s. Each op's launcher,
-//!   `ops::<op>::*_gpu`, is generic over it: it runs the op's shared checks, allocates outputs
-//!   with [`alloc`], and calls [`launch`] with the kernel stem, the dtype, a [`Launch`] and its
-//!   [`Arg`]s. [`launch`] checks the arguments against the parameter list in `kernels` (count,
+//! - `GpuBackend` (crate-internal): a [`Backend`] whose buffers are [`GpuBuffer`]s. Each op's
+//!   launcher, `ops::<op>::*_gpu`, is generic over it: it runs the op's shared checks, allocates
+//!   outputs with `alloc`, and calls `launch` with the kernel stem, the dtype, a [`Launch`] and
+//!   its `Arg`s. `launch` checks the arguments against the parameter list in `kernels` (count,
 //!   order, pointer element types, read-only vs written) before the device sees them, so a
 //!   launcher that disagrees with its kernel fails loudly instead of corrupting memory.
 //!
-//! Host transfers for every GPU backend are in [`transfer`].
+//! Host transfers for every GPU backend are in `transfer`.
 
 pub(crate) mod transfer;
 
