@@ -95,16 +95,25 @@ pub(crate) fn add_gpu<G: GpuBackend>(gpu: &G, a: &Tensor<G>, b: &Tensor<G>) -> R
     Ok(y)
 }
 
-pub(crate) fn axpy_gpu<G: GpuBackend>(gpu: &G, y: &mut Tensor<G>, alpha: f32, x: &Tensor<G>) -> Result<()> {
+pub(crate) fn axpy_gpu<G: GpuBackend>(
+    gpu: &G,
+    y: &mut Tensor<G>,
+    alpha: f32,
+    x: &Tensor<G>,
+) -> Result<()> {
     check_axpy(y, alpha, x)?;
-    let n = gpu::dim_u32("axpy", "n", y.numel())?;
+    let (n, dtype) = (gpu::dim_u32("axpy", "n", y.numel())?, y.dtype());
     let args = [Arg::Out(y), Arg::F32(alpha), Arg::In(x), Arg::U32(n)];
-    gpu::launch(gpu, "elementwise_fwd_axpy", y.dtype(), gpu::elementwise_launch(n, y.dtype()), &args)
+    gpu::launch(gpu, "elementwise_fwd_axpy", dtype, gpu::elementwise_launch(n, dtype), &args)
 }
 
-pub(crate) fn scale_inplace_gpu<G: GpuBackend>(gpu: &G, x: &mut Tensor<G>, alpha: f32) -> Result<()> {
+pub(crate) fn scale_inplace_gpu<G: GpuBackend>(
+    gpu: &G,
+    x: &mut Tensor<G>,
+    alpha: f32,
+) -> Result<()> {
     check_scale(x, alpha)?;
-    let n = gpu::dim_u32("scale_inplace", "n", x.numel())?;
+    let (n, dtype) = (gpu::dim_u32("scale_inplace", "n", x.numel())?, x.dtype());
     let args = [Arg::Out(x), Arg::F32(alpha), Arg::U32(n)];
-    gpu::launch(gpu, "elementwise_fwd_scale", x.dtype(), gpu::elementwise_launch(n, x.dtype()), &args)
+    gpu::launch(gpu, "elementwise_fwd_scale", dtype, gpu::elementwise_launch(n, dtype), &args)
 }

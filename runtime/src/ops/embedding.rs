@@ -138,14 +138,19 @@ pub(crate) fn backward_cpu(
 
 /// The kernel writes NaN rows for ids out of range rather than reporting them, so the ids are
 /// checked on the host first (one download of `N` u32), giving the Cpu backend's error.
-pub(crate) fn forward_gpu<G: GpuBackend>(gpu: &G, ids: &Tensor<G>, table: &Tensor<G>) -> Result<Tensor<G>> {
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    ids: &Tensor<G>,
+    table: &Tensor<G>,
+) -> Result<Tensor<G>> {
     let out_dims = check_forward(ids, table)?;
     let (vocab, channels) = (table.dims()[0], table.dims()[1]);
     check_ids(OP_FWD, &gpu.download_u32(ids)?, vocab)?;
     let n = gpu::dim_u32(OP_FWD, "N", ids.numel())?;
     let (v, c) = (gpu::dim_u32(OP_FWD, "V", vocab)?, gpu::dim_u32(OP_FWD, "C", channels)?);
     let out = gpu::alloc(gpu, &out_dims, table.dtype())?;
-    let args = [Arg::In(ids), Arg::In(table), Arg::Out(&out), Arg::U32(n), Arg::U32(v), Arg::U32(c)];
+    let args =
+        [Arg::In(ids), Arg::In(table), Arg::Out(&out), Arg::U32(n), Arg::U32(v), Arg::U32(c)];
     gpu::launch(gpu, OP_FWD, table.dtype(), Launch::linear(n, GPU_THREADS), &args)?;
     Ok(out)
 }
@@ -179,7 +184,11 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
         Arg::U32(v),
         Arg::U32(c),
     ];
-    let gather = Launch { grid: [v, c.div_ceil(GPU_THREADS), 1], block: [GPU_THREADS, 1, 1], shared_bytes: 0 };
+    let gather = Launch {
+        grid: [v, c.div_ceil(GPU_THREADS), 1],
+        block: [GPU_THREADS, 1, 1],
+        shared_bytes: 0,
+    };
     gpu::launch(gpu, OP_BWD, dy.dtype(), gather, &args)?;
     Ok(dtable)
 }

@@ -94,7 +94,11 @@ pub(crate) fn forward_gpu<G: GpuBackend>(gpu: &G, x: &Tensor<G>) -> Result<Tenso
     Ok(y)
 }
 
-pub(crate) fn backward_gpu<G: GpuBackend>(gpu: &G, x: &Tensor<G>, dy: &Tensor<G>) -> Result<Tensor<G>> {
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    x: &Tensor<G>,
+    dy: &Tensor<G>,
+) -> Result<Tensor<G>> {
     let dtype = check_backward(x, dy)?;
     let n = gpu::dim_u32(OP_BWD, "n", x.numel())?;
     let dx = gpu::alloc(gpu, x.dims(), dtype)?;

@@ -97,7 +97,11 @@ pub(crate) fn backward_cpu(
     })
 }
 
-pub(crate) fn forward_gpu<G: GpuBackend>(gpu: &G, gate: &Tensor<G>, up: &Tensor<G>) -> Result<Tensor<G>> {
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    gate: &Tensor<G>,
+    up: &Tensor<G>,
+) -> Result<Tensor<G>> {
     let dtype = check_forward(gate, up)?;
     let n = gpu::dim_u32(OP_FWD, "n", gate.numel())?;
     let y = gpu::alloc(gpu, gate.dims(), dtype)?;
@@ -116,7 +120,8 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
     let n = gpu::dim_u32(OP_BWD, "n", gate.numel())?;
     let dgate = gpu::alloc(gpu, gate.dims(), dtype)?;
     let dup = gpu::alloc(gpu, gate.dims(), dtype)?;
-    let args = [Arg::In(gate), Arg::In(up), Arg::In(dy), Arg::Out(&dgate), Arg::Out(&dup), Arg::U32(n)];
+    let args =
+        [Arg::In(gate), Arg::In(up), Arg::In(dy), Arg::Out(&dgate), Arg::Out(&dup), Arg::U32(n)];
     gpu::launch(gpu, OP_BWD, dtype, gpu::elementwise_launch(n, dtype), &args)?;
     Ok(SwiGluGrads { dgate, dup })
 }
