@@ -1,10 +1,13 @@
-//! `rlhf kernels build|report`: compile every CUDA kernel to PTX and cubins, and report each
-//! kernel's resources per architecture.
+//! `rlhf kernels build|report|test`: compile every CUDA kernel to PTX and cubins, report each
+//! kernel's resources per architecture, and check every kernel (run by the PTX emulator) against
+//! the Cpu backend.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use runtime::compile::{build_all, Arch, KernelBuildReport};
+use runtime::kernel_check::{self, KernelCheck};
+use runtime::Emu;
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -15,6 +18,8 @@ pub enum KernelsCommand {
     Build(BuildArgs),
     /// Print registers, spills and shared memory per kernel and architecture.
     Report(ReportArgs),
+    /// Run every kernel on the PTX emulator against the Cpu backend over awkward shapes.
+    Test(TestArgs),
 }
 
 #[derive(Args)]
@@ -34,6 +39,48 @@ pub struct ReportArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// Run the emulator's sanitizer (shared-memory races, barrier divergence, uninitialised
+    /// shared reads): a finding fails that kernel's check.
+    #[arg(long)]
+    sanitize: bool,
+    /// Print JSON instead of one line per kernel and shape.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct TestRow<'a> {
+    name: &'a str,
+    shape: &'a str,
+    max_abs_err: f64,
+    max_rel_err: f64,
+    passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+impl<'a> From<&'a KernelCheck> for TestRow<'a> {
+    fn from(c: &'a KernelCheck) -> Self {
+        TestRow {
+            name: &c.name,
+            shape: &c.shape,
+            max_abs_err: c.max_abs_err,
+            max_rel_err: c.max_rel_err,
+            passed: c.passed,
+            error: c.error.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TestSummary<'a> {
+    passed: usize,
+    failed: usize,
+    kernels: Vec<TestRow<'a>>,
 }
 
 #[derive(Serialize)]
@@ -72,6 +119,7 @@ pub fn run(command: &KernelsCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
+        KernelsCommand::Test(args) => test(args),
         KernelsCommand::Report(args) => {
             let dir = std::env::temp_dir().join(format!("rlhf-kernels-report-{}", std::process::id()));
             let reports = build_all(&args.arch, &dir);
@@ -91,4 +139,33 @@ pub fn run(command: &KernelsCommand) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// Prints one line per check (or the JSON summary) and `N passed, M failed` last; fails when a
+/// check failed.
+fn test(args: &TestArgs) -> Result<(), CliError> {
+    let checks = kernel_check::run_all(&Emu::with_sanitizer(args.sanitize)?);
+    let passed = checks.iter().filter(|c| c.passed).count();
+    let failed = checks.len() - passed;
+    if args.json {
+        let kernels = checks.iter().map(TestRow::from).collect();
+        let summary = TestSummary { passed, failed, kernels };
+        println!("{}", serde_json::to_string(&summary).map_err(|e| CliError::Usage(e.to_string()))?);
+    } else {
+        for c in &checks {
+            let verdict = if c.passed { "ok  " } else { "FAIL" };
+            println!(
+                "{verdict} {:<28} {:<28} max abs err {:<9.2e} max rel err {:.2e}",
+                c.name, c.shape, c.max_abs_err, c.max_rel_err
+            );
+            if let Some(error) = &c.error {
+                println!("     {error}");
+            }
+        }
+        println!("{passed} passed, {failed} failed");
+    }
+    if failed > 0 {
+        return Err(CliError::Usage(format!("{failed} kernel checks failed")));
+    }
+    Ok(())
 }

@@ -51,3 +51,39 @@ fn bad_input_gives_a_clear_error() {
     let (ok, _, stderr) = rlhf(&["generate", "--model", &fixture("llama"), "--ids", "1", "--max-new-tokens", "3", "--temperature", "0"]);
     assert!(!ok && stderr.contains("temperature"), "{stderr}");
 }
+
+/// `rlhf kernels test --json`: the summary agrees with the per-kernel rows and every kernel
+/// passes. The text form ends with the same counts, alone on the last line.
+#[test]
+fn kernels_test_checks_every_kernel_against_the_cpu() {
+    let (ok, stdout, stderr) = rlhf(&["kernels", "test", "--sanitize", "--json"]);
+    let got: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let kernels = got["kernels"].as_array().unwrap();
+    let passed = kernels.iter().filter(|k| k["passed"] == true).count();
+    let failed = kernels.len() - passed;
+    assert_eq!((got["passed"].as_u64(), got["failed"].as_u64()), (Some(passed as u64), Some(failed as u64)));
+    assert!(ok && failed == 0, "{stderr}");
+    for k in kernels {
+        assert!(k["passed"] == true && k["shape"].is_string() && k["max_abs_err"].is_number(), "{k}");
+    }
+    let names: Vec<&str> = kernels.iter().map(|k| k["name"].as_str().unwrap()).collect();
+    for name in ["layernorm_bwd_bf16", "cross_entropy_fwd_f32", "elementwise_fwd_axpy_bf16", "swiglu_bwd_f32"] {
+        assert!(names.contains(&name), "{name} missing");
+    }
+    assert!(kernels.iter().any(|k| k["shape"] == "[64, 50257]"));
+
+    let (_, text, _) = rlhf(&["kernels", "test"]);
+    assert_eq!(text.lines().last(), Some(format!("{passed} passed, {failed} failed").as_str()));
+}
+
+#[test]
+fn kernels_test_without_cuda_tools_says_how_to_install_them() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rlhf"))
+        .args(["kernels", "test"])
+        .env("RLHF_CUDA_TOOLS", "/nonexistent-cuda-tools")
+        .output()
+        .expect("run rlhf");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("RLHF_CUDA_TOOLS") && stderr.contains("scripts/setup-cuda-tools.sh"), "{stderr}");
+}

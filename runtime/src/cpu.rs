@@ -17,7 +17,7 @@ use crate::ops::logprob::{self, LogProbOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::{self, SwiGluGrads};
 use crate::ops::{check, elementwise, embedding, gelu, grad_norm, kv_cache, rope};
-use crate::{Backend, DType, Error, Result, Shape, Tensor};
+use crate::{Backend, DType, Result, Shape, Tensor};
 
 /// The Cpu backend. Work is spread over rayon's global pool (set its size with
 /// `RAYON_NUM_THREADS`).
@@ -175,14 +175,6 @@ pub(crate) fn par_rows_with_column_sums(
     total
 }
 
-fn check_len(op: &'static str, dims: &[usize], len: usize) -> Result<()> {
-    let want: usize = dims.iter().product();
-    if want != len {
-        return Err(Error::shape(op, format!("shape {dims:?} needs {want} elements, got {len}")));
-    }
-    Ok(())
-}
-
 impl Backend for Cpu {
     type Buffer = CpuBuffer;
 
@@ -191,20 +183,13 @@ impl Backend for Cpu {
     }
 
     fn upload_f32(&self, dims: &[usize], data: &[f32], dtype: DType) -> Result<Tensor<Self>> {
-        check_len("upload_f32", dims, data.len())?;
-        if !dtype.is_float() {
-            return Err(Error::DType {
-                op: "upload_f32",
-                arg: "dtype",
-                got: dtype,
-                expected: "f32 or bf16".into(),
-            });
-        }
+        check::element_count("upload_f32", dims, data.len())?;
+        check::float_dtype("upload_f32", "dtype", dtype)?;
         Ok(from_f32(dims, data.to_vec(), dtype))
     }
 
     fn upload_u32(&self, dims: &[usize], data: &[u32]) -> Result<Tensor<Self>> {
-        check_len("upload_u32", dims, data.len())?;
+        check::element_count("upload_u32", dims, data.len())?;
         Ok(Tensor::from_parts(Shape::new(dims), DType::U32, CpuBuffer::U32(data.to_vec())))
     }
 
@@ -230,9 +215,7 @@ impl Backend for Cpu {
 
     fn cast(&self, t: &Tensor<Self>, dtype: DType) -> Result<Tensor<Self>> {
         check::float("cast", "t", t)?;
-        if !dtype.is_float() {
-            return Err(Error::DType { op: "cast", arg: "dtype", got: dtype, expected: "f32 or bf16".into() });
-        }
+        check::float_dtype("cast", "dtype", dtype)?;
         Ok(from_f32(t.dims(), f32_data(t).into_owned(), dtype))
     }
 

@@ -16,13 +16,13 @@ pub enum Error {
     /// Something the backend cannot do on this machine (no driver, no compiler, ...).
     #[error("{backend} backend: {msg}")]
     Backend { backend: &'static str, msg: String },
+    /// A PTX emulator error: unsupported PTX, a bad launch, or a fault while a kernel ran.
+    #[error("PTX emulator: {0}")]
+    Emulator(#[from] crate::emu::EmuError),
     /// Building kernels failed: the CUDA tools are missing, NVRTC rejected a source (the message
     /// carries its log), ptxas failed, or the PTX cache could not be written.
     #[error("{stage}: {msg}")]
     Compile { stage: &'static str, msg: String },
-    /// A PTX emulator error: unsupported PTX, a bad launch, or a fault while a kernel ran.
-    #[error("PTX emulator: {0}")]
-    Emulator(#[from] crate::emu::EmuError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -108,17 +108,42 @@ pub fn assert_shape_error<T>(result: Result<T, runtime::Error>, op: &str, needle
 }
 
 /// Expands each listed generic test body `fn name<B: Backend>(backend: &B)` into a module with
-/// one `#[test]` per backend available on this machine.
+/// one `#[test]` per backend:
+///
+/// - `backend_tests!(fn_a, fn_b)` runs them on Cpu only;
+/// - `backend_tests!(cpu, emu; fn_a, fn_b)` on each backend listed (`cpu`, `emu`), each test
+///   named after its backend (`fn_a::emu`);
+///
+/// The Emu backend needs the CUDA tools (`scripts/setup-cuda-tools.sh`); without them its tests
+/// fail with the error that says how to install them.
 #[macro_export]
 macro_rules! backend_tests {
+    (@tests $name:ident) => {};
+    (@tests $name:ident cpu $($more:ident)*) => {
+        #[test]
+        fn cpu() {
+            super::$name(&runtime::Cpu::new());
+        }
+        $crate::backend_tests!(@tests $name $($more)*);
+    };
+    (@tests $name:ident emu $($more:ident)*) => {
+        #[test]
+        fn emu() {
+            super::$name(&runtime::Emu::new().unwrap_or_else(|e| panic!("{e}")));
+        }
+        $crate::backend_tests!(@tests $name $($more)*);
+    };
+    (@bodies [$($backend:ident)+]) => {};
+    (@bodies [$($backend:ident)+] $name:ident $(, $rest:ident)*) => {
+        mod $name {
+            $crate::backend_tests!(@tests $name $($backend)+);
+        }
+        $crate::backend_tests!(@bodies [$($backend)+] $($rest),*);
+    };
+    ($($backend:ident),+ ; $($name:ident),* $(,)?) => {
+        $crate::backend_tests!(@bodies [$($backend)+] $($name),*);
+    };
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn cpu() {
-                    super::$name(&runtime::Cpu::new());
-                }
-            }
-        )*
+        $crate::backend_tests!(cpu; $($name),*);
     };
 }

@@ -16,8 +16,22 @@ pub(crate) fn dtype<B: Backend>(
 }
 
 pub(crate) fn float<B: Backend>(op: &'static str, arg: &'static str, t: &Tensor<B>) -> Result<()> {
-    if !t.dtype().is_float() {
-        return Err(Error::DType { op, arg, got: t.dtype(), expected: "f32 or bf16".into() });
+    float_dtype(op, arg, t.dtype())
+}
+
+/// A dtype argument (or a tensor's dtype) that must be f32 or bf16.
+pub(crate) fn float_dtype(op: &'static str, arg: &'static str, dtype: DType) -> Result<()> {
+    if !dtype.is_float() {
+        return Err(Error::DType { op, arg, got: dtype, expected: "f32 or bf16".into() });
+    }
+    Ok(())
+}
+
+/// Host data of `len` elements for a tensor of `dims`.
+pub(crate) fn element_count(op: &'static str, dims: &[usize], len: usize) -> Result<()> {
+    let want: usize = dims.iter().product();
+    if want != len {
+        return Err(Error::shape(op, format!("shape {dims:?} needs {want} elements, got {len}")));
     }
     Ok(())
 }

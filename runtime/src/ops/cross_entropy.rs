@@ -17,10 +17,15 @@ use rayon::prelude::*;
 use super::check;
 use super::logprob::{check_logits_targets, check_targets_in_range, grad_rows, rows_per_task, RowGrad, RowStats};
 use crate::cpu::{bf16_data, f32_data, from_host, u32_data, HostFloat};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
 use crate::{Backend, Cpu, DType, Result, Tensor};
 
 const OP_FWD: &str = "cross_entropy_fwd";
 const OP_BWD: &str = "cross_entropy_bwd";
+
+/// Threads per block of the GPU kernels (one block per row). The forward's log-sum-exp depends
+/// on the block size, so it is a constant.
+const GPU_THREADS: u32 = 256;
 
 /// Results of [`Backend::cross_entropy_fwd`], each `[N]` f32.
 pub struct CrossEntropyOut<B: Backend> {
@@ -114,4 +119,56 @@ pub(crate) fn backward_cpu(
         DType::BF16 => from_host(logits.dims(), grad_rows(bf16_data(logits), v, row_grad)),
         _ => from_host(logits.dims(), grad_rows(&f32_data(logits), v, row_grad)),
     })
+}
+
+/// The kernel gives a NaN loss for a target out of range rather than reporting it, so the
+/// targets are checked on the host first (one download of `N` u32), giving the Cpu's error.
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    logits: &Tensor<G>,
+    targets: &Tensor<G>,
+    ignore_index: u32,
+) -> Result<CrossEntropyOut<G>> {
+    let (rows, classes) = check_forward(logits, targets)?;
+    check_targets_in_range(OP_FWD, &gpu.download_u32(targets)?, classes, Some(ignore_index))?;
+    let (n, v) = (gpu::dim_u32(OP_FWD, "N", rows)?, gpu::dim_u32(OP_FWD, "V", classes)?);
+    let loss = gpu::alloc(gpu, &[rows], DType::F32)?;
+    let lse = gpu::alloc(gpu, &[rows], DType::F32)?;
+    let args = [
+        Arg::In(logits),
+        Arg::In(targets),
+        Arg::Out(&loss),
+        Arg::Out(&lse),
+        Arg::U32(n),
+        Arg::U32(v),
+        Arg::U32(ignore_index),
+    ];
+    gpu::launch(gpu, OP_FWD, logits.dtype(), Launch::linear(n, GPU_THREADS), &args)?;
+    Ok(CrossEntropyOut { loss, lse })
+}
+
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    logits: &Tensor<G>,
+    targets: &Tensor<G>,
+    lse: &Tensor<G>,
+    dloss: &Tensor<G>,
+    ignore_index: u32,
+) -> Result<Tensor<G>> {
+    let (rows, classes) = check_backward(logits, targets, lse, dloss)?;
+    check_targets_in_range(OP_BWD, &gpu.download_u32(targets)?, classes, Some(ignore_index))?;
+    let (n, v) = (gpu::dim_u32(OP_BWD, "N", rows)?, gpu::dim_u32(OP_BWD, "V", classes)?);
+    let dlogits = gpu::alloc(gpu, logits.dims(), logits.dtype())?;
+    let args = [
+        Arg::In(logits),
+        Arg::In(targets),
+        Arg::In(lse),
+        Arg::In(dloss),
+        Arg::Out(&dlogits),
+        Arg::U32(n),
+        Arg::U32(v),
+        Arg::U32(ignore_index),
+    ];
+    gpu::launch(gpu, OP_BWD, logits.dtype(), Launch::linear(n, GPU_THREADS), &args)?;
+    Ok(dlogits)
 }

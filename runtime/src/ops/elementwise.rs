@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::check;
 use crate::cpu::{bf16_data, bf16_data_mut, f32_data, f32_data_mut, HostFloat};
+use crate::gpu::{self, Arg, GpuBackend};
 use crate::{Backend, Cpu, DType, Result, Tensor};
 
 /// Elements per rayon task: enough that scheduling costs little beside the arithmetic.
@@ -82,4 +83,37 @@ pub(crate) fn scale_inplace_cpu(x: &mut Tensor<Cpu>, alpha: f32) -> Result<()> {
         _ => scale_slice(f32_data_mut(x), alpha),
     }
     Ok(())
+}
+
+/// `add` on a GPU backend: `elementwise_fwd_add` over all `n` elements.
+pub(crate) fn add_gpu<G: GpuBackend>(gpu: &G, a: &Tensor<G>, b: &Tensor<G>) -> Result<Tensor<G>> {
+    let dtype = check_add(a, b)?;
+    let n = gpu::dim_u32("add", "n", a.numel())?;
+    let y = gpu::alloc(gpu, a.dims(), dtype)?;
+    let args = [Arg::In(a), Arg::In(b), Arg::Out(&y), Arg::U32(n)];
+    gpu::launch(gpu, "elementwise_fwd_add", dtype, gpu::elementwise_launch(n, dtype), &args)?;
+    Ok(y)
+}
+
+pub(crate) fn axpy_gpu<G: GpuBackend>(
+    gpu: &G,
+    y: &mut Tensor<G>,
+    alpha: f32,
+    x: &Tensor<G>,
+) -> Result<()> {
+    check_axpy(y, alpha, x)?;
+    let (n, dtype) = (gpu::dim_u32("axpy", "n", y.numel())?, y.dtype());
+    let args = [Arg::Out(y), Arg::F32(alpha), Arg::In(x), Arg::U32(n)];
+    gpu::launch(gpu, "elementwise_fwd_axpy", dtype, gpu::elementwise_launch(n, dtype), &args)
+}
+
+pub(crate) fn scale_inplace_gpu<G: GpuBackend>(
+    gpu: &G,
+    x: &mut Tensor<G>,
+    alpha: f32,
+) -> Result<()> {
+    check_scale(x, alpha)?;
+    let (n, dtype) = (gpu::dim_u32("scale_inplace", "n", x.numel())?, x.dtype());
+    let args = [Arg::Out(x), Arg::F32(alpha), Arg::U32(n)];
+    gpu::launch(gpu, "elementwise_fwd_scale", dtype, gpu::elementwise_launch(n, dtype), &args)
 }

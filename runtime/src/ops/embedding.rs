@@ -15,10 +15,16 @@ use rayon::prelude::*;
 
 use super::check;
 use crate::cpu::{f32_data, from_f32, u32_data};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
 use crate::{Backend, Cpu, CpuBuffer, DType, Error, Result, Shape, Tensor};
 
 const OP_FWD: &str = "embedding_fwd";
 const OP_BWD: &str = "embedding_bwd";
+
+/// Threads per block of the GPU kernels: the forward's threads stride over one row's channels,
+/// the backward's cover 128 consecutive channels of one vocabulary row, the ranking's take one
+/// position each.
+const GPU_THREADS: u32 = 128;
 
 /// Checks the forward arguments: `ids` u32 of any shape, `table` a float `[V, C]`. Returns the
 /// dims of the result, `ids.dims() ++ [C]`. The ids' values are checked by [`check_ids`].
@@ -128,6 +134,63 @@ pub(crate) fn backward_cpu(
         });
     }
     Ok(from_f32(&[vocab, channels], dtable, dy.dtype()))
+}
+
+/// The kernel writes NaN rows for ids out of range rather than reporting them, so the ids are
+/// checked on the host first (one download of `N` u32), giving the Cpu backend's error.
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    ids: &Tensor<G>,
+    table: &Tensor<G>,
+) -> Result<Tensor<G>> {
+    let out_dims = check_forward(ids, table)?;
+    let (vocab, channels) = (table.dims()[0], table.dims()[1]);
+    check_ids(OP_FWD, &gpu.download_u32(ids)?, vocab)?;
+    let n = gpu::dim_u32(OP_FWD, "N", ids.numel())?;
+    let (v, c) = (gpu::dim_u32(OP_FWD, "V", vocab)?, gpu::dim_u32(OP_FWD, "C", channels)?);
+    let out = gpu::alloc(gpu, &out_dims, table.dtype())?;
+    let args =
+        [Arg::In(ids), Arg::In(table), Arg::Out(&out), Arg::U32(n), Arg::U32(v), Arg::U32(c)];
+    gpu::launch(gpu, OP_FWD, table.dtype(), Launch::linear(n, GPU_THREADS), &args)?;
+    Ok(out)
+}
+
+/// Two launches: `embedding_bwd_rank_u32` sorts the positions by id (stable), then
+/// `embedding_bwd` has one thread per `(v, c)` gather its rows in increasing position. Ids are
+/// checked on the host first, as in the forward.
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    ids: &Tensor<G>,
+    dy: &Tensor<G>,
+    vocab: usize,
+) -> Result<Tensor<G>> {
+    let channels = check_backward(ids, dy, vocab)?;
+    check_ids(OP_BWD, &gpu.download_u32(ids)?, vocab)?;
+    let positions = ids.numel();
+    let n = gpu::dim_u32(OP_BWD, "N", positions)?;
+    let (v, c) = (gpu::dim_u32(OP_BWD, "V", vocab)?, gpu::dim_u32(OP_BWD, "C", channels)?);
+    let order = gpu::alloc(gpu, &[positions], DType::U32)?;
+    let sorted_ids = gpu::alloc(gpu, &[positions], DType::U32)?;
+    let args = [Arg::In(ids), Arg::Out(&order), Arg::Out(&sorted_ids), Arg::U32(n)];
+    let rank = Launch::linear(n.div_ceil(GPU_THREADS), GPU_THREADS);
+    gpu::launch(gpu, "embedding_bwd_rank", DType::U32, rank, &args)?;
+    let dtable = gpu::alloc(gpu, &[vocab, channels], dy.dtype())?;
+    let args = [
+        Arg::In(&order),
+        Arg::In(&sorted_ids),
+        Arg::In(dy),
+        Arg::Out(&dtable),
+        Arg::U32(n),
+        Arg::U32(v),
+        Arg::U32(c),
+    ];
+    let gather = Launch {
+        grid: [v, c.div_ceil(GPU_THREADS), 1],
+        block: [GPU_THREADS, 1, 1],
+        shared_bytes: 0,
+    };
+    gpu::launch(gpu, OP_BWD, dy.dtype(), gather, &args)?;
+    Ok(dtable)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::check;
 use crate::cpu::{f32_data, from_f32};
+use crate::gpu::{self, Arg, GpuBackend};
 use crate::{Backend, Cpu, DType, Result, Tensor};
 
 const OP_FWD: &str = "gelu_fwd";
@@ -82,4 +83,26 @@ pub(crate) fn backward_cpu(x: &Tensor<Cpu>, dy: &Tensor<Cpu>) -> Result<Tensor<C
         },
     );
     Ok(from_f32(x.dims(), dx, dtype))
+}
+
+pub(crate) fn forward_gpu<G: GpuBackend>(gpu: &G, x: &Tensor<G>) -> Result<Tensor<G>> {
+    let dtype = check_forward(x)?;
+    let n = gpu::dim_u32(OP_FWD, "n", x.numel())?;
+    let y = gpu::alloc(gpu, x.dims(), dtype)?;
+    let args = [Arg::In(x), Arg::Out(&y), Arg::U32(n)];
+    gpu::launch(gpu, OP_FWD, dtype, gpu::elementwise_launch(n, dtype), &args)?;
+    Ok(y)
+}
+
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    x: &Tensor<G>,
+    dy: &Tensor<G>,
+) -> Result<Tensor<G>> {
+    let dtype = check_backward(x, dy)?;
+    let n = gpu::dim_u32(OP_BWD, "n", x.numel())?;
+    let dx = gpu::alloc(gpu, x.dims(), dtype)?;
+    let args = [Arg::In(x), Arg::In(dy), Arg::Out(&dx), Arg::U32(n)];
+    gpu::launch(gpu, OP_BWD, dtype, gpu::elementwise_launch(n, dtype), &args)?;
+    Ok(dx)
 }

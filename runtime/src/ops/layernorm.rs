@@ -15,10 +15,38 @@ use rayon::prelude::*;
 
 use super::check;
 use crate::cpu::{f32_data, from_f32, par_rows_with_column_sums};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
 use crate::{Backend, Cpu, DType, Error, Result, Tensor};
 
 const OP_FWD: &str = "layernorm_fwd";
 const OP_BWD: &str = "layernorm_bwd";
+
+/// Threads per block of the norm kernels (LayerNorm and RMSNorm): the forward runs one warp per
+/// row, so 8 rows per block.
+pub(crate) const NORM_THREADS: u32 = 256;
+
+/// Blocks of the norm backward kernels. Each block sums the weight gradients of its rows and
+/// the partials are added in block order, so this number fixes the rounding: it is a constant,
+/// never derived from N or from the device, and results are the same bit for bit on every call
+/// and every GPU. 256 blocks of 256 threads fill an A100/H100 about twice over for large N.
+pub(crate) const NORM_BWD_BLOCKS: u32 = 256;
+
+/// The forward launch of a norm over `rows` rows: one warp per row.
+pub(crate) fn norm_forward_launch(rows: u32) -> Launch {
+    Launch::linear(rows.div_ceil(NORM_THREADS / 32), NORM_THREADS)
+}
+
+/// The backward launch of a norm whose blocks keep `sums_per_channel` f32 accumulators per
+/// channel in dynamic shared memory (saturating: an oversize request is rejected at launch).
+pub(crate) fn norm_backward_launch(channels: usize, sums_per_channel: usize) -> Launch {
+    let bytes = u32::try_from(channels * sums_per_channel * 4).unwrap_or(u32::MAX);
+    Launch::linear(NORM_BWD_BLOCKS, NORM_THREADS).with_shared(bytes)
+}
+
+/// The launch of a `*_bwd_reduce` kernel: one thread per channel.
+pub(crate) fn norm_reduce_launch(channels: u32) -> Launch {
+    Launch::linear(channels.div_ceil(NORM_THREADS), NORM_THREADS)
+}
 
 /// Result of [`Backend::layernorm_fwd`].
 pub struct LayerNormOut<B: Backend> {
@@ -180,4 +208,71 @@ pub(crate) fn backward_cpu(
         dweight: from_f32(&[channels], to_f32(dweight), weight.dtype()),
         dbias: from_f32(&[channels], to_f32(dbias), weight.dtype()),
     })
+}
+
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    x: &Tensor<G>,
+    weight: &Tensor<G>,
+    bias: &Tensor<G>,
+    eps: f32,
+) -> Result<LayerNormOut<G>> {
+    let (rows, channels) = check_forward(x, weight, bias, eps)?;
+    let (n, c) = (gpu::dim_u32(OP_FWD, "N", rows)?, gpu::dim_u32(OP_FWD, "C", channels)?);
+    let y = gpu::alloc(gpu, x.dims(), x.dtype())?;
+    let mean = gpu::alloc(gpu, &[rows], DType::F32)?;
+    let rstd = gpu::alloc(gpu, &[rows], DType::F32)?;
+    let args = [
+        Arg::In(x),
+        Arg::In(weight),
+        Arg::In(bias),
+        Arg::Out(&y),
+        Arg::Out(&mean),
+        Arg::Out(&rstd),
+        Arg::U32(n),
+        Arg::U32(c),
+        Arg::F32(eps),
+    ];
+    gpu::launch(gpu, OP_FWD, x.dtype(), norm_forward_launch(n), &args)?;
+    Ok(LayerNormOut { y, mean, rstd })
+}
+
+/// Two launches: `layernorm_bwd` writes dx and per-block partial sums `[2, G, C]`, then
+/// `layernorm_bwd_reduce` adds the partials in block order.
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    dy: &Tensor<G>,
+    x: &Tensor<G>,
+    weight: &Tensor<G>,
+    mean: &Tensor<G>,
+    rstd: &Tensor<G>,
+) -> Result<LayerNormGrads<G>> {
+    let (rows, channels) = check_backward(dy, x, weight, mean, rstd)?;
+    let (n, c) = (gpu::dim_u32(OP_BWD, "N", rows)?, gpu::dim_u32(OP_BWD, "C", channels)?);
+    let dtype = x.dtype();
+    let dx = gpu::alloc(gpu, x.dims(), dtype)?;
+    let partial = gpu::alloc(gpu, &[2, NORM_BWD_BLOCKS as usize, channels], DType::F32)?;
+    let args = [
+        Arg::In(dy),
+        Arg::In(x),
+        Arg::In(weight),
+        Arg::In(mean),
+        Arg::In(rstd),
+        Arg::Out(&dx),
+        Arg::Out(&partial),
+        Arg::U32(n),
+        Arg::U32(c),
+    ];
+    gpu::launch(gpu, OP_BWD, dtype, norm_backward_launch(channels, 2), &args)?;
+    let dweight = gpu::alloc(gpu, &[channels], dtype)?;
+    let dbias = gpu::alloc(gpu, &[channels], dtype)?;
+    let args = [
+        Arg::In(&partial),
+        Arg::Out(&dweight),
+        Arg::Out(&dbias),
+        Arg::U32(NORM_BWD_BLOCKS),
+        Arg::U32(c),
+    ];
+    gpu::launch(gpu, "layernorm_bwd_reduce", dtype, norm_reduce_launch(c), &args)?;
+    Ok(LayerNormGrads { dx, dweight, dbias })
 }

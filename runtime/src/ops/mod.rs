@@ -1,5 +1,6 @@
 //! One module per op: its argument/result types, the shape and dtype checks every backend runs
-//! before touching data, and the Cpu implementation.
+//! before touching data, the Cpu implementation, and (for ops with a CUDA kernel) the launcher
+//! shared by the GPU backends (`*_gpu`, over [`crate::gpu`]).
 
 pub mod adamw;
 pub mod attention;

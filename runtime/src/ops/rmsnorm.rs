@@ -12,8 +12,12 @@
 use rayon::prelude::*;
 
 use super::check;
-use super::layernorm::{check_eps, check_stat, rows_and_channels};
+use super::layernorm::{
+    check_eps, check_stat, norm_backward_launch, norm_forward_launch, norm_reduce_launch,
+    rows_and_channels, NORM_BWD_BLOCKS,
+};
 use crate::cpu::{f32_data, from_f32, par_rows_with_column_sums};
+use crate::gpu::{self, Arg, GpuBackend};
 use crate::{Backend, Cpu, DType, Result, Tensor};
 
 const OP_FWD: &str = "rmsnorm_fwd";
@@ -121,4 +125,58 @@ pub(crate) fn backward_cpu(
         dx: from_f32(x.dims(), dx, x.dtype()),
         dweight: from_f32(&[channels], dweight, weight.dtype()),
     })
+}
+
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    x: &Tensor<G>,
+    weight: &Tensor<G>,
+    eps: f32,
+) -> Result<RmsNormOut<G>> {
+    let (rows, channels) = check_forward(x, weight, eps)?;
+    let (n, c) = (gpu::dim_u32(OP_FWD, "N", rows)?, gpu::dim_u32(OP_FWD, "C", channels)?);
+    let y = gpu::alloc(gpu, x.dims(), x.dtype())?;
+    let rstd = gpu::alloc(gpu, &[rows], DType::F32)?;
+    let args = [
+        Arg::In(x),
+        Arg::In(weight),
+        Arg::Out(&y),
+        Arg::Out(&rstd),
+        Arg::U32(n),
+        Arg::U32(c),
+        Arg::F32(eps),
+    ];
+    gpu::launch(gpu, OP_FWD, x.dtype(), norm_forward_launch(n), &args)?;
+    Ok(RmsNormOut { y, rstd })
+}
+
+/// Two launches, as LayerNorm's: dx and per-block partials `[G, C]`, then their sum in block
+/// order.
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    dy: &Tensor<G>,
+    x: &Tensor<G>,
+    weight: &Tensor<G>,
+    rstd: &Tensor<G>,
+) -> Result<RmsNormGrads<G>> {
+    let (rows, channels) = check_backward(dy, x, weight, rstd)?;
+    let (n, c) = (gpu::dim_u32(OP_BWD, "N", rows)?, gpu::dim_u32(OP_BWD, "C", channels)?);
+    let dtype = x.dtype();
+    let dx = gpu::alloc(gpu, x.dims(), dtype)?;
+    let partial = gpu::alloc(gpu, &[NORM_BWD_BLOCKS as usize, channels], DType::F32)?;
+    let args = [
+        Arg::In(dy),
+        Arg::In(x),
+        Arg::In(weight),
+        Arg::In(rstd),
+        Arg::Out(&dx),
+        Arg::Out(&partial),
+        Arg::U32(n),
+        Arg::U32(c),
+    ];
+    gpu::launch(gpu, OP_BWD, dtype, norm_backward_launch(channels, 1), &args)?;
+    let dweight = gpu::alloc(gpu, &[channels], dtype)?;
+    let args = [Arg::In(&partial), Arg::Out(&dweight), Arg::U32(NORM_BWD_BLOCKS), Arg::U32(c)];
+    gpu::launch(gpu, "rmsnorm_bwd_reduce", dtype, norm_reduce_launch(c), &args)?;
+    Ok(RmsNormGrads { dx, dweight })
 }

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::check;
 use crate::cpu::{f32_data, from_f32};
+use crate::gpu::{self, Arg, GpuBackend};
 use crate::{Backend, Cpu, DType, Result, Tensor};
 
 const OP_FWD: &str = "swiglu_fwd";
@@ -94,4 +95,33 @@ pub(crate) fn backward_cpu(
         dgate: from_f32(gate.dims(), dgate, dtype),
         dup: from_f32(up.dims(), dup, dtype),
     })
+}
+
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    gate: &Tensor<G>,
+    up: &Tensor<G>,
+) -> Result<Tensor<G>> {
+    let dtype = check_forward(gate, up)?;
+    let n = gpu::dim_u32(OP_FWD, "n", gate.numel())?;
+    let y = gpu::alloc(gpu, gate.dims(), dtype)?;
+    let args = [Arg::In(gate), Arg::In(up), Arg::Out(&y), Arg::U32(n)];
+    gpu::launch(gpu, OP_FWD, dtype, gpu::elementwise_launch(n, dtype), &args)?;
+    Ok(y)
+}
+
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    gate: &Tensor<G>,
+    up: &Tensor<G>,
+    dy: &Tensor<G>,
+) -> Result<SwiGluGrads<G>> {
+    let dtype = check_backward(gate, up, dy)?;
+    let n = gpu::dim_u32(OP_BWD, "n", gate.numel())?;
+    let dgate = gpu::alloc(gpu, gate.dims(), dtype)?;
+    let dup = gpu::alloc(gpu, gate.dims(), dtype)?;
+    let args =
+        [Arg::In(gate), Arg::In(up), Arg::In(dy), Arg::Out(&dgate), Arg::Out(&dup), Arg::U32(n)];
+    gpu::launch(gpu, OP_BWD, dtype, gpu::elementwise_launch(n, dtype), &args)?;
+    Ok(SwiGluGrads { dgate, dup })
 }

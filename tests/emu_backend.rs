@@ -1,0 +1,159 @@
+//! The Emu backend beyond the shared op tests (tests/ops, which run on Emu too): ops without a
+//! kernel say so, memory transfers round-trip, tensors free their memory, a tensor of another
+//! device is refused, and the norm backwards are deterministic with more rows than blocks.
+//! Needs the CUDA tools (`scripts/setup-cuda-tools.sh`).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use runtime::ops::adamw::AdamW;
+use runtime::ops::gemm::GemmSpec;
+use runtime::ops::kl::KlEstimator;
+use runtime::{Backend, Cpu, DType, Emu, Error};
+
+use common::{assert_close, bf16_round, to_f64, Rng};
+
+fn emu() -> Emu {
+    Emu::new().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[track_caller]
+fn assert_no_kernel<T>(result: Result<T, Error>, op: &str) {
+    match result {
+        Err(Error::Backend { backend: "emu", msg }) => {
+            assert_eq!(msg, format!("no CUDA kernel for {op} yet"))
+        }
+        Err(other) => panic!("{op}: unexpected error {other}"),
+        Ok(_) => panic!("{op} succeeded on Emu, which has no kernel for it"),
+    }
+}
+
+#[test]
+fn ops_without_a_kernel_return_a_clear_error() {
+    let emu = emu();
+    let f = |dims: &[usize]| emu.zeros(dims, DType::F32).unwrap();
+    let (a, rows) = (f(&[2, 2]), f(&[2]));
+    let ids = emu.zeros(&[2], DType::U32).unwrap();
+    let qkv = f(&[1, 2, 1, 2]);
+    let valid = emu.upload_u32(&[1, 2], &[1, 1]).unwrap();
+    let lse = f(&[1, 1, 2]);
+    assert_no_kernel(emu.gemm(&a, &a, None, GemmSpec::default()), "gemm");
+    assert_no_kernel(emu.gemm_bwd(&a, &a, &a, false, GemmSpec::default()), "gemm_bwd");
+    assert_no_kernel(emu.rope_fwd(&qkv, &valid, 1e4), "rope_fwd");
+    assert_no_kernel(emu.rope_bwd(&qkv, &valid, 1e4), "rope_bwd");
+    assert_no_kernel(emu.attention_fwd(&qkv, &qkv, &qkv, &valid, 1.0), "attention_fwd");
+    assert_no_kernel(emu.attention_decode(&qkv, &qkv, &qkv, &valid, 2, 1.0), "attention_decode");
+    assert_no_kernel(emu.kv_cache_write(&mut f(&[1, 2, 1, 2]), &qkv, 0), "kv_cache_write");
+    let attention_bwd = emu.attention_bwd(&qkv, &qkv, &qkv, &valid, &qkv, &lse, &qkv, 1.0);
+    assert_no_kernel(attention_bwd, "attention_bwd");
+    assert_no_kernel(emu.logprob_fwd(&a, &ids, 1.0), "logprob_fwd");
+    let logprob_bwd = emu.logprob_bwd(&a, &ids, &rows, &rows, &rows, None, 1.0);
+    assert_no_kernel(logprob_bwd, "logprob_bwd");
+    assert_no_kernel(emu.kl_fwd(&rows, &rows, KlEstimator::K3), "kl_fwd");
+    assert_no_kernel(emu.kl_bwd(&rows, &rows, KlEstimator::K3, &rows), "kl_bwd");
+    let (mut p, mut m, mut v) = (f(&[2]), f(&[2]), f(&[2]));
+    let adamw = emu.adamw_step(&mut p, &rows, &mut m, &mut v, &AdamW::default(), 1);
+    assert_no_kernel(adamw, "adamw_step");
+    assert_no_kernel(emu.sum_squares(&rows), "sum_squares");
+}
+
+#[test]
+fn transfers_round_trip_and_round_like_the_cpu() {
+    let emu = emu();
+    let mut rng = Rng::new(1);
+    let x = rng.normal_vec(37, 3.0);
+    let f32_t = emu.upload_f32(&[37], &x, DType::F32).unwrap();
+    assert_eq!(emu.download_f32(&f32_t).unwrap(), x);
+    let bf16_t = emu.upload_f32(&[37], &x, DType::BF16).unwrap();
+    assert_eq!(emu.download_f32(&bf16_t).unwrap(), bf16_round(&x));
+    let cast = emu.cast(&f32_t, DType::BF16).unwrap();
+    assert_eq!((cast.dtype(), emu.download_f32(&cast).unwrap()), (DType::BF16, bf16_round(&x)));
+    let back = emu.cast(&cast, DType::F32).unwrap();
+    assert_eq!((back.dtype(), emu.download_f32(&back).unwrap()), (DType::F32, bf16_round(&x)));
+
+    let ids = [0, 7, u32::MAX, 123_456];
+    assert_eq!(emu.download_u32(&emu.upload_u32(&[2, 2], &ids).unwrap()).unwrap(), ids);
+    for dtype in [DType::F32, DType::BF16] {
+        let z = emu.zeros(&[3, 5], dtype).unwrap();
+        assert_eq!((z.dims(), z.dtype()), (&[3, 5][..], dtype));
+        assert_eq!(emu.download_f32(&z).unwrap(), vec![0.0; 15]);
+    }
+    assert_eq!(emu.download_u32(&emu.zeros(&[4], DType::U32).unwrap()).unwrap(), vec![0; 4]);
+
+    let err = emu.upload_f32(&[2, 2], &x[..3], DType::F32).unwrap_err();
+    assert!(matches!(err, Error::Shape { op: "upload_f32", .. }), "{err}");
+    let err = emu.upload_f32(&[3], &x[..3], DType::U32).unwrap_err();
+    assert!(matches!(err, Error::DType { op: "upload_f32", arg: "dtype", .. }), "{err}");
+    let err = emu.download_u32(&f32_t).unwrap_err();
+    assert!(matches!(err, Error::DType { op: "download_u32", .. }), "{err}");
+}
+
+#[test]
+fn tensors_free_their_memory_when_dropped() {
+    let emu = emu();
+    let x = emu.upload_f32(&[64, 33], &vec![1.0; 64 * 33], DType::F32).unwrap();
+    let w = emu.upload_f32(&[33], &[1.0; 33], DType::F32).unwrap();
+    // Load the module first: its variables (if any) stay mapped.
+    drop(emu.rmsnorm_fwd(&x, &w, 1e-5).unwrap());
+    let before = emu.allocated_bytes();
+    let out = emu.rmsnorm_fwd(&x, &w, 1e-5).unwrap();
+    let grads = emu.rmsnorm_bwd(&x, &x, &w, &out.rstd).unwrap();
+    assert!(emu.allocated_bytes() > before);
+    drop((out, grads));
+    // The backward's scratch partials were freed on return, its outputs just now.
+    assert_eq!(emu.allocated_bytes(), before);
+}
+
+#[test]
+fn a_tensor_of_another_emu_is_refused() {
+    let (one, other) = (emu(), emu());
+    let a = one.zeros(&[4], DType::F32).unwrap();
+    let b = other.zeros(&[4], DType::F32).unwrap();
+    let err = one.add(&a, &b).unwrap_err();
+    assert!(matches!(err, Error::Backend { backend: "emu", .. }), "{err}");
+    assert!(err.to_string().contains("another device"), "{err}");
+    assert!(one.download_f32(&b).is_err());
+    // Clones share their device.
+    assert!(one.clone().add(&a, &a).is_ok());
+}
+
+/// More rows than the backward kernels' fixed 256 blocks, so blocks take several rows each
+/// (b, b + 256, ...): the weight gradients against the Cpu, dx bit for bit the same whatever
+/// the batch around a row, and every result the same on a second run.
+#[test]
+fn norm_backwards_stride_rows_over_blocks_deterministically() {
+    let (emu, cpu) = (emu(), Cpu::new());
+    let mut rng = Rng::new(2);
+    let (rows, c) = (600, 33);
+    let x = rng.normal_vec(rows * c, 2.0);
+    let dy = rng.normal_vec(rows * c, 1.0);
+    let w = rng.normal_vec(c, 1.0);
+    let run = |rows: usize| {
+        let xt = emu.upload_f32(&[rows, c], &x[..rows * c], DType::F32).unwrap();
+        let dyt = emu.upload_f32(&[rows, c], &dy[..rows * c], DType::F32).unwrap();
+        let wt = emu.upload_f32(&[c], &w, DType::F32).unwrap();
+        let out = emu.layernorm_fwd(&xt, &wt, &wt, 1e-5).unwrap();
+        let ln = emu.layernorm_bwd(&dyt, &xt, &wt, &out.mean, &out.rstd).unwrap();
+        let out = emu.rmsnorm_fwd(&xt, &wt, 1e-5).unwrap();
+        let rms = emu.rmsnorm_bwd(&dyt, &xt, &wt, &out.rstd).unwrap();
+        [ln.dx, ln.dweight, ln.dbias, rms.dx, rms.dweight].map(|t| emu.download_f32(&t).unwrap())
+    };
+    let full = run(rows);
+    assert!(run(rows) == full, "a second run differs");
+    let few = run(3);
+    assert!(few[0] == full[0][..3 * c] && few[3] == full[3][..3 * c], "dx depends on the batch");
+
+    let xt = cpu.upload_f32(&[rows, c], &x, DType::F32).unwrap();
+    let dyt = cpu.upload_f32(&[rows, c], &dy, DType::F32).unwrap();
+    let wt = cpu.upload_f32(&[c], &w, DType::F32).unwrap();
+    let out = cpu.layernorm_fwd(&xt, &wt, &wt, 1e-5).unwrap();
+    let ln = cpu.layernorm_bwd(&dyt, &xt, &wt, &out.mean, &out.rstd).unwrap();
+    let out = cpu.rmsnorm_fwd(&xt, &wt, 1e-5).unwrap();
+    let rms = cpu.rmsnorm_bwd(&dyt, &xt, &wt, &out.rstd).unwrap();
+    let want = [ln.dx, ln.dweight, ln.dbias, rms.dx, rms.dweight];
+    let names = ["layernorm dx", "layernorm dweight", "layernorm dbias", "rmsnorm dx", "rmsnorm dweight"];
+    for ((name, got), want) in names.iter().zip(&full).zip(&want) {
+        let want = to_f64(&cpu.download_f32(want).unwrap());
+        assert_close(name, got, &want, 1e-4, 1e-4);
+    }
+}
