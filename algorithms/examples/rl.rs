@@ -73,6 +73,7 @@ fn run_ppo(backend: &Cpu, args: &Args, sft: &Model<Cpu>, tokenizer: &TaskTokeniz
         epochs: args.get("epochs", 2),
         minibatch_size: args.get("minibatch", 64),
         critic_warmup_steps: args.get("warmup", 0),
+        value_clip: Some(args.get("value-clip", 0.2)).filter(|&c| c > 0.0),
         ..defaults.clone()
     };
     config.policy_adamw.lr = args.get("lr", defaults.policy_adamw.lr);
