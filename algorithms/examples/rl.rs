@@ -30,7 +30,9 @@ struct Args(HashMap<String, String>);
 impl Args {
     fn parse() -> Self {
         let raw: Vec<String> = std::env::args().skip(1).collect();
-        let pairs = raw.chunks(2).map(|kv| (kv[0].trim_start_matches("--").to_string(), kv.get(1).cloned().unwrap_or_default()));
+        let pairs = raw
+            .chunks(2)
+            .map(|kv| (kv[0].trim_start_matches("--").to_string(), kv.get(1).cloned().unwrap_or_default()));
         Args(pairs.collect())
     }
 
@@ -57,7 +59,14 @@ fn sft_policy(backend: &Cpu, args: &Args, tokenizer: &TaskTokenizer, task: &dyn 
     let mut model = init_model(backend, &config, 0)?;
     let steps = args.get("sft-steps", 1500);
     let start = Instant::now();
-    train_sft(backend, &mut model, &tokenize(tokenizer, task.sft_corpus())?, tokenizer.pad_id(), &SftConfig::new(steps, 64, 3e-3), &mut |_| {})?;
+    train_sft(
+        backend,
+        &mut model,
+        &tokenize(tokenizer, task.sft_corpus())?,
+        tokenizer.pad_id(),
+        &SftConfig::new(steps, 64, 3e-3),
+        &mut |_| {},
+    )?;
     println!("SFT: {steps} steps in {:.1} s", start.elapsed().as_secs_f64());
     if let Some(dir) = cache {
         model.save(&dir, backend, StorageDtype::F32)?;
@@ -80,7 +89,11 @@ fn run_ppo(backend: &Cpu, args: &Args, sft: &Model<Cpu>, tokenizer: &TaskTokeniz
     config.critic_adamw.lr = args.get("critic-lr", defaults.critic_adamw.lr);
     config.kl.control = KlControl::Fixed { beta: args.get("beta", 0.05) };
     if args.has("target-kl") {
-        config.kl.control = KlControl::Adaptive { initial_beta: args.get("beta", 0.05), target: args.get("target-kl", 1.0), horizon: 10_000.0 };
+        config.kl.control = KlControl::Adaptive {
+            initial_beta: args.get("beta", 0.05),
+            target: args.get("target-kl", 1.0),
+            horizon: 10_000.0,
+        };
     }
     let steps = args.get("steps", 100);
     let eval_every = args.get("eval-every", 25);

@@ -26,7 +26,9 @@ use crate::optim::Optimizer;
 use crate::rng::Rng;
 use crate::rollout::policy::{copy_model, token_logprobs, PolicyForward};
 use crate::rollout::reward::{gold_rewards, RewardSource};
-use crate::rollout::{bit_mismatches, masked_mean_var, sample_responses, Minibatch, PromptSampler, Sample, TokenLayout};
+use crate::rollout::{
+    bit_mismatches, masked_mean_var, sample_responses, Minibatch, PromptSampler, Sample, TokenLayout,
+};
 use crate::tasks::Task;
 use crate::tokenizer::TaskTokenizer;
 use crate::{Error, Result};
@@ -210,7 +212,8 @@ impl<B: Backend> GrpoTrainer<B> {
         let pad = tokenizer.pad_id();
         let prompts = self.prompts.next(cfg.prompts_per_step);
         let seed = Rng::derived(cfg.seed, 200 + self.steps as u64).next_u64();
-        let samples = sample_responses(backend, &self.policy, tokenizer, task, &prompts, cfg.group_size, cfg.temperature, seed)?;
+        let samples =
+            sample_responses(backend, &self.policy, tokenizer, task, &prompts, cfg.group_size, cfg.temperature, seed)?;
         let scores = reward.score(backend, &samples)?;
         let gold = gold_rewards(task, &samples);
         let shaped: Vec<f32> = samples
@@ -252,12 +255,26 @@ impl<B: Backend> GrpoTrainer<B> {
         if cfg.reference_update_every.is_some_and(|every| self.steps % every == 0) && self.reference.is_some() {
             self.reference = Some(copy_model(backend, &self.policy)?);
         }
-        Ok(GrpoMetrics { loss, kl, clip_fraction, approx_kl, grad_norm, seconds: start.elapsed().as_secs_f32(), ..metrics })
+        Ok(GrpoMetrics {
+            loss,
+            kl,
+            clip_fraction,
+            approx_kl,
+            grad_norm,
+            seconds: start.elapsed().as_secs_f32(),
+            ..metrics
+        })
     }
 
     /// Lays the samples out, fixes the minibatches, and takes the rollout policy's and the
     /// reference's log-probs.
-    fn collect(&mut self, backend: &B, samples: Vec<Sample>, sequence_advantages: &[f32], pad: u32) -> Result<GroupRollout> {
+    fn collect(
+        &mut self,
+        backend: &B,
+        samples: Vec<Sample>,
+        sequence_advantages: &[f32],
+        pad: u32,
+    ) -> Result<GroupRollout> {
         let layout = TokenLayout::new(&samples, pad)?;
         let minibatches = layout.minibatches(self.config.minibatch_size, &mut self.minibatch_rng);
         let size = layout.rows() * layout.len;
@@ -272,21 +289,36 @@ impl<B: Backend> GrpoTrainer<B> {
                 mb.scatter(&token_logprobs(backend, reference, mb, pad, inv_temperature)?.0, full);
             }
         }
-        let advantages = (0..size).map(|i| if layout.mask[i] == 1 { sequence_advantages[i / layout.len] } else { 0.0 }).collect();
+        let advantages =
+            (0..size).map(|i| if layout.mask[i] == 1 { sequence_advantages[i / layout.len] } else { 0.0 }).collect();
         Ok(GroupRollout { samples, layout, minibatches, old_logprob, ref_logprob, advantages, entropy })
     }
 
     /// One optimizer step on `mb`: `[loss, kl, clip fraction, approx kl, grad norm]`, and the
     /// count of tokens whose log-prob differed in bits from the rollout's before the step.
-    fn policy_step(&mut self, backend: &B, rollout: &GroupRollout, mb: &Minibatch, pad: u32) -> Result<([f32; 5], usize)> {
+    fn policy_step(
+        &mut self,
+        backend: &B,
+        rollout: &GroupRollout,
+        mb: &Minibatch,
+        pad: u32,
+    ) -> Result<([f32; 5], usize)> {
         let dims = mb.dims();
         let upload = |full: &[f32]| backend.upload_f32(&dims, &mb.gather(full), DType::F32);
         let pass = PolicyForward::run(backend, &self.policy, mb, pad, 1.0 / self.config.temperature)?;
-        let mismatches = bit_mismatches(&backend.download_f32(pass.logprob())?, &mb.gather(&rollout.old_logprob), &mb.mask);
+        let mismatches =
+            bit_mismatches(&backend.download_f32(pass.logprob())?, &mb.gather(&rollout.old_logprob), &mb.mask);
         let reference = rollout.ref_logprob.as_deref().map(upload).transpose()?;
         let mask = backend.upload_u32(&dims, &mb.mask)?;
         let old = upload(&rollout.old_logprob)?;
-        let out = backend.grpo_loss(pass.logprob(), &old, reference.as_ref(), &upload(&rollout.advantages)?, &mask, &self.config.loss)?;
+        let out = backend.grpo_loss(
+            pass.logprob(),
+            &old,
+            reference.as_ref(),
+            &upload(&rollout.advantages)?,
+            &mask,
+            &self.config.loss,
+        )?;
         let grads = pass.backward(backend, &self.policy, out.dlogprob, None)?;
         let step = self.optimizer.step(backend, &mut self.policy.params, grads, self.config.adamw.lr)?;
         Ok(([out.loss, out.kl, out.stats.clip_fraction, out.stats.approx_kl, step.grad_norm], mismatches))

@@ -33,20 +33,30 @@ fn grpo_fixes_what_the_sft_policy_gets_wrong() {
     let s = setup("grpo-learns", 100);
     let backend = &s.backend;
     let options = EvalOptions::default();
-    let accuracy = |model: &models::transformer::Model<runtime::Cpu>| evaluate(backend, model, &s.tokenizer, &s.task, s.task.eval_prompts(), &options).unwrap().0.accuracy;
+    let accuracy = |model: &models::transformer::Model<runtime::Cpu>| {
+        evaluate(backend, model, &s.tokenizer, &s.task, s.task.eval_prompts(), &options).unwrap().0.accuracy
+    };
     let before = accuracy(&s.policy);
     assert!(before <= 0.3, "the SFT policy prefers the corpus's commoner wrong answer: {before}");
     for (beta, reduction, scale_by_std, negative_scale) in
         [(0.04, LossReduction::TokenMean, true, 1.0), (0.0, LossReduction::SequenceMean, false, 0.5)]
     {
-        let mut config = GrpoConfig { prompts_per_step: 10, group_size: 8, minibatch_size: 40, scale_by_std, negative_scale, ..GrpoConfig::default() };
+        let mut config = GrpoConfig {
+            prompts_per_step: 10,
+            group_size: 8,
+            minibatch_size: 40,
+            scale_by_std,
+            negative_scale,
+            ..GrpoConfig::default()
+        };
         config.adamw.lr = 3e-3;
         config.loss.beta = beta;
         config.loss.surrogate.reduction = reduction;
         let mut trainer = GrpoTrainer::new(backend, copy_model(backend, &s.policy).unwrap(), &s.task, config).unwrap();
         assert_eq!(trainer.reference.is_some(), beta > 0.0, "β = 0 loads no reference model");
         let mut reward = GoldReward { task: &s.task };
-        let metrics: Vec<_> = (0..15).map(|_| trainer.step(backend, &s.tokenizer, &s.task, &mut reward).unwrap()).collect();
+        let metrics: Vec<_> =
+            (0..15).map(|_| trainer.step(backend, &s.tokenizer, &s.task, &mut reward).unwrap()).collect();
         let after = accuracy(&trainer.policy);
         let what = format!("β {beta} {reduction:?} std {scale_by_std} α {negative_scale}");
         assert!(after >= 0.9, "{what}: {before} -> {after}, {metrics:?}");
@@ -65,6 +75,9 @@ fn grpo_config_rejects_bad_settings() {
         GrpoConfig { temperature: 0.0, ..GrpoConfig::default() },
         GrpoConfig { reference_update_every: Some(0), ..GrpoConfig::default() },
     ] {
-        assert!(GrpoTrainer::new(&s.backend, copy_model(&s.backend, &s.policy).unwrap(), &s.task, bad.clone()).is_err(), "{bad:?}");
+        assert!(
+            GrpoTrainer::new(&s.backend, copy_model(&s.backend, &s.policy).unwrap(), &s.task, bad.clone()).is_err(),
+            "{bad:?}"
+        );
     }
 }

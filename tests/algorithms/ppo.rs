@@ -24,7 +24,8 @@ fn small_config() -> PpoConfig {
 fn importance_ratio_is_exactly_one_before_the_first_update() {
     let s = setup("ppo-ratio", 60);
     let (backend, pad) = (&s.backend, s.tokenizer.pad_id());
-    let mut trainer = PpoTrainer::new(backend, copy_model(backend, &s.policy).unwrap(), &s.task, small_config()).unwrap();
+    let mut trainer =
+        PpoTrainer::new(backend, copy_model(backend, &s.policy).unwrap(), &s.task, small_config()).unwrap();
     let rollout = trainer.collect(backend, &s.tokenizer, &s.task, &mut GoldReward { task: &s.task }).unwrap();
     assert_eq!(rollout.minibatches.len(), 4, "50 samples in minibatches of 16");
     for mb in &rollout.minibatches {
@@ -38,7 +39,13 @@ fn importance_ratio_is_exactly_one_before_the_first_update() {
         let dims = mb.dims();
         let up = |x: &[f32]| backend.upload_f32(&dims, x, DType::F32).unwrap();
         let out = backend
-            .ppo_loss(pass.logprob(), &up(&old), &up(&mb.gather(&rollout.advantages)), &backend.upload_u32(&dims, &mb.mask).unwrap(), &trainer.config.policy_loss)
+            .ppo_loss(
+                pass.logprob(),
+                &up(&old),
+                &up(&mb.gather(&rollout.advantages)),
+                &backend.upload_u32(&dims, &mb.mask).unwrap(),
+                &trainer.config.policy_loss,
+            )
             .unwrap();
         assert_eq!((out.stats.clip_fraction, out.stats.approx_kl), (0.0, 0.0), "ratio 1 everywhere");
     }
@@ -46,7 +53,9 @@ fn importance_ratio_is_exactly_one_before_the_first_update() {
     // batch gives the same bits as its minibatches.
     let everything = rollout.layout.minibatch(&(0..rollout.layout.rows()).collect::<Vec<_>>());
     let (whole, _) = token_logprobs(backend, &trainer.policy, &everything, pad, 1.0).unwrap();
-    let masked_bits = |x: &[f32]| x.iter().zip(&rollout.layout.mask).filter(|(_, &m)| m == 1).map(|(v, _)| v.to_bits()).collect::<Vec<_>>();
+    let masked_bits = |x: &[f32]| {
+        x.iter().zip(&rollout.layout.mask).filter(|(_, &m)| m == 1).map(|(v, _)| v.to_bits()).collect::<Vec<_>>()
+    };
     assert_eq!(masked_bits(&whole), masked_bits(&rollout.old_logprob));
 
     let stats = trainer.update(backend, &rollout, pad).unwrap();
@@ -77,14 +86,16 @@ fn rollout_rewards_and_advantages_follow_the_recipe() {
         lambda: 0.8,
         ..small_config()
     };
-    let mut trainer = PpoTrainer::new(backend, copy_model(backend, &s.policy).unwrap(), &s.task, config.clone()).unwrap();
+    let mut trainer =
+        PpoTrainer::new(backend, copy_model(backend, &s.policy).unwrap(), &s.task, config.clone()).unwrap();
     // A reference other than the policy, so that the KL penalty is not 0; a critic whose values are
     // not all 0.
     let mut rng = Rng::new(5);
     for model in [&mut trainer.reference, &mut trainer.critic] {
         for i in 0..model.params.len() {
             let t = model.params.get(i);
-            let noisy: Vec<f32> = backend.download_f32(t).unwrap().iter().map(|&x| x + (rng.normal() * 0.05) as f32).collect();
+            let noisy: Vec<f32> =
+                backend.download_f32(t).unwrap().iter().map(|&x| x + (rng.normal() * 0.05) as f32).collect();
             *model.params.get_mut(i) = backend.upload_f32(t.dims(), &noisy, DType::F32).unwrap();
         }
     }
@@ -93,18 +104,26 @@ fn rollout_rewards_and_advantages_follow_the_recipe() {
 
     // Scores: gold, minus the penalty when unfinished, normalised by this first batch's own mean
     // and population std, clipped to ±1.2.
-    let shaped: Vec<f64> = r.samples.iter().zip(&r.scores).map(|(s, &x)| f64::from(x) - if s.response.finished { 0.0 } else { 1.0 }).collect();
+    let shaped: Vec<f64> = r
+        .samples
+        .iter()
+        .zip(&r.scores)
+        .map(|(s, &x)| f64::from(x) - if s.response.finished { 0.0 } else { 1.0 })
+        .collect();
     let mean = shaped.iter().sum::<f64>() / shaped.len() as f64;
     let std = (shaped.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / shaped.len() as f64).sqrt();
     assert!(std > 0.0, "the batch has both right and wrong answers");
-    let (mut all_adv, mut all_ret, mut all_rewards) = (vec![0.0; r.rewards.len()], vec![0.0; r.rewards.len()], vec![0.0; r.rewards.len()]);
+    let (mut all_adv, mut all_ret, mut all_rewards) =
+        (vec![0.0; r.rewards.len()], vec![0.0; r.rewards.len()], vec![0.0; r.rewards.len()]);
     for (row, sample) in r.samples.iter().enumerate() {
         let cols: Vec<usize> = (0..t).filter(|&c| r.layout.mask[row * t + c] == 1).collect();
         assert_eq!(cols.len(), sample.response_ids.len(), "one masked position per response token");
         assert_eq!(*cols.last().unwrap(), r.layout.last[row]);
         let score = ((shaped[row] - mean) / std).clamp(-1.2, 1.2);
-        let mut rewards: Vec<f64> =
-            cols.iter().map(|&c| -0.3 * (f64::from(r.old_logprob[row * t + c]) - f64::from(r.ref_logprob[row * t + c]))).collect();
+        let mut rewards: Vec<f64> = cols
+            .iter()
+            .map(|&c| -0.3 * (f64::from(r.old_logprob[row * t + c]) - f64::from(r.ref_logprob[row * t + c])))
+            .collect();
         *rewards.last_mut().unwrap() += score;
         let values: Vec<f64> = cols.iter().map(|&c| f64::from(r.values[row * t + c])).collect();
         let adv = gae_row(&rewards, &values, 0.9, 0.8);
@@ -119,7 +138,11 @@ fn rollout_rewards_and_advantages_follow_the_recipe() {
     let picked: Vec<f64> = all_adv.iter().zip(&r.layout.mask).filter(|(_, &m)| m == 1).map(|(&a, _)| a).collect();
     let adv_mean = picked.iter().sum::<f64>() / picked.len() as f64;
     let adv_std = (picked.iter().map(|a| (a - adv_mean).powi(2)).sum::<f64>() / picked.len() as f64).sqrt();
-    let whitened: Vec<f64> = all_adv.iter().zip(&r.layout.mask).map(|(&a, &m)| if m == 1 { (a - adv_mean) / adv_std } else { 0.0 }).collect();
+    let whitened: Vec<f64> = all_adv
+        .iter()
+        .zip(&r.layout.mask)
+        .map(|(&a, &m)| if m == 1 { (a - adv_mean) / adv_std } else { 0.0 })
+        .collect();
     assert_close("whitened advantages", &r.advantages, &whitened, 1e-4, 1e-4);
     let summary = r.summary();
     assert!(summary.kl != 0.0 && summary.entropy > 0.0, "{summary:?}");
@@ -179,7 +202,8 @@ fn token_layout_marks_the_response_positions() {
         response_ids: response.to_vec(),
         response: Response { text: String::new(), finished: true },
     };
-    let layout = TokenLayout::new(&[sample(&[5, 6, 7], &[8, 1]), sample(&[4], &[9, 9, 1]), sample(&[2, 3], &[1])], 0).unwrap();
+    let layout =
+        TokenLayout::new(&[sample(&[5, 6, 7], &[8, 1]), sample(&[4], &[9, 9, 1]), sample(&[2, 3], &[1])], 0).unwrap();
     assert_eq!(layout.inputs, vec![vec![5, 6, 7, 8], vec![4, 9, 9], vec![2, 3]]);
     assert_eq!(layout.len, 4);
     #[rustfmt::skip]
@@ -207,7 +231,8 @@ fn ppo_fixes_what_the_sft_policy_gets_wrong() {
     let backend = &s.backend;
     let before = greedy_accuracy(backend, &s.policy, &s);
     assert!(before <= 0.3, "the SFT policy prefers the corpus's commoner wrong answer: {before}");
-    let mut config = PpoConfig { prompts_per_step: 10, samples_per_prompt: 8, minibatch_size: 40, ..PpoConfig::default() };
+    let mut config =
+        PpoConfig { prompts_per_step: 10, samples_per_prompt: 8, minibatch_size: 40, ..PpoConfig::default() };
     config.policy_adamw.lr = 3e-3;
     let mut trainer = PpoTrainer::new(backend, copy_model(backend, &s.policy).unwrap(), &s.task, config).unwrap();
     let mut reward = GoldReward { task: &s.task };

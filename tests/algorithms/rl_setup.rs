@@ -77,9 +77,11 @@ pub fn setup(name: &str, sft_steps: usize) -> Setup {
     let task = NoisySuccessor::new();
     let dir = Scratch::new(name);
     let tokenizer = train_tokenizer(&task, dir.path()).unwrap();
-    let shape = ModelShape { arch: Architecture::Gpt2, hidden: 32, layers: 1, heads: 2, intermediate: 64, max_positions: 8 };
+    let shape =
+        ModelShape { arch: Architecture::Gpt2, hidden: 32, layers: 1, heads: 2, intermediate: 64, max_positions: 8 };
     let mut policy = init_model(&backend, &shape.config(&tokenizer), 1).unwrap();
     let rows = tokenize(&tokenizer, task.sft_corpus()).unwrap();
-    train_sft(&backend, &mut policy, &rows, tokenizer.pad_id(), &SftConfig::new(sft_steps, 32, 1e-2), &mut |_| {}).unwrap();
+    train_sft(&backend, &mut policy, &rows, tokenizer.pad_id(), &SftConfig::new(sft_steps, 32, 1e-2), &mut |_| {})
+        .unwrap();
     Setup { backend, task, tokenizer, policy, _dir: dir }
 }

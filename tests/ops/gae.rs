@@ -55,17 +55,33 @@ fn gae_matches_reference<B: Backend>(backend: &B) {
             let (adv, ret) = reference(&to_f64(&r), &to_f64(&v), &mask, t, f64::from(gamma), f64::from(lambda));
             let what = format!("[{b}, {t}] γ {gamma} λ {lambda}");
             // Long rows sum hundreds of terms in f32.
-            assert_close(&format!("advantages {what}"), &backend.download_f32(&out.advantages).unwrap(), &adv, 1e-4, 1e-4);
+            assert_close(
+                &format!("advantages {what}"),
+                &backend.download_f32(&out.advantages).unwrap(),
+                &adv,
+                1e-4,
+                1e-4,
+            );
             assert_close(&format!("returns {what}"), &backend.download_f32(&out.returns).unwrap(), &ret, 1e-4, 1e-4);
             if (gamma, lambda) == (1.0, 1.0) {
                 // Monte Carlo: the return is the sum of the rewards from the token to the end.
                 let mc: Vec<f64> = (0..b * t)
                     .map(|i| {
                         let row_end = (i / t + 1) * t;
-                        if mask[i] == 0 { 0.0 } else { (i..row_end).filter(|&j| mask[j] == 1).map(|j| f64::from(r[j])).sum() }
+                        if mask[i] == 0 {
+                            0.0
+                        } else {
+                            (i..row_end).filter(|&j| mask[j] == 1).map(|j| f64::from(r[j])).sum()
+                        }
                     })
                     .collect();
-                assert_close(&format!("Monte Carlo returns {what}"), &backend.download_f32(&out.returns).unwrap(), &mc, 1e-4, 1e-4);
+                assert_close(
+                    &format!("Monte Carlo returns {what}"),
+                    &backend.download_f32(&out.returns).unwrap(),
+                    &mc,
+                    1e-4,
+                    1e-4,
+                );
             }
         }
     }
@@ -86,17 +102,31 @@ fn gae_bf16_within_bf16_tolerance<B: Backend>(backend: &B) {
 fn gae_rejects_bad_arguments<B: Backend>(backend: &B) {
     let x = backend.zeros(&[2, 5], DType::F32).unwrap();
     let mask = backend.upload_u32(&[2, 5], &[1; 10]).unwrap();
-    assert_shape_error(backend.gae(&x, &backend.zeros(&[5, 2], DType::F32).unwrap(), &mask, 1.0, 0.95), "gae", &["values", "[5, 2]"]);
+    assert_shape_error(
+        backend.gae(&x, &backend.zeros(&[5, 2], DType::F32).unwrap(), &mask, 1.0, 0.95),
+        "gae",
+        &["values", "[5, 2]"],
+    );
     let flat = backend.zeros(&[10], DType::F32).unwrap();
-    assert_shape_error(backend.gae(&flat, &flat, &backend.upload_u32(&[10], &[1; 10]).unwrap(), 1.0, 0.95), "gae", &["rank 2"]);
+    assert_shape_error(
+        backend.gae(&flat, &flat, &backend.upload_u32(&[10], &[1; 10]).unwrap(), 1.0, 0.95),
+        "gae",
+        &["rank 2"],
+    );
     let err = error_of(backend.gae(&x, &x, &x, 1.0, 0.95));
     assert!(matches!(err, Error::DType { op: "gae", arg: "mask", .. }), "{err}");
     for (gamma, lambda) in [(1.1, 0.9), (0.9, -0.1), (f32::NAN, 0.9)] {
         let err = error_of(backend.gae(&x, &x, &mask, gamma, lambda));
         assert!(matches!(err, Error::Argument { op: "gae", .. }), "{err}");
     }
-    let err = error_of(backend.gae(&x, &x, &backend.upload_u32(&[2, 5], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 5]).unwrap(), 1.0, 0.9));
+    let err =
+        error_of(backend.gae(&x, &x, &backend.upload_u32(&[2, 5], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 5]).unwrap(), 1.0, 0.9));
     assert!(err.to_string().contains("row 1, column 4"), "{err}");
 }
 
-backend_tests!(gae_matches_hand_computed_values, gae_matches_reference, gae_bf16_within_bf16_tolerance, gae_rejects_bad_arguments);
+backend_tests!(
+    gae_matches_hand_computed_values,
+    gae_matches_reference,
+    gae_bf16_within_bf16_tolerance,
+    gae_rejects_bad_arguments
+);

@@ -13,7 +13,14 @@ fn k3(log_q: f64) -> f64 {
     (-log_q).exp() - 1.0 + log_q
 }
 
-fn reference(lp: &[f64], old: &[f64], reference: Option<&[f64]>, adv: &[f64], w: &[f64], config: &GrpoLossConfig) -> f64 {
+fn reference(
+    lp: &[f64],
+    old: &[f64],
+    reference: Option<&[f64]>,
+    adv: &[f64],
+    w: &[f64],
+    config: &GrpoLossConfig,
+) -> f64 {
     (0..lp.len())
         .filter(|&i| w[i] > 0.0)
         .map(|i| {
@@ -37,7 +44,14 @@ fn grpo_loss_matches_hand_computed_values<B: Backend>(backend: &B) {
     let config = GrpoLossConfig { surrogate: PpoLossConfig::new(0.2), beta: 0.1 };
     let mask = backend.upload_u32(&dims, &[1, 1]).unwrap();
     let out = backend
-        .grpo_loss(&upload(backend, &dims, &lp), &upload(backend, &dims, &old), Some(&upload(backend, &dims, &reference_lp)), &upload(backend, &dims, &[1.0, 1.0]), &mask, &config)
+        .grpo_loss(
+            &upload(backend, &dims, &lp),
+            &upload(backend, &dims, &old),
+            Some(&upload(backend, &dims, &reference_lp)),
+            &upload(backend, &dims, &[1.0, 1.0]),
+            &mask,
+            &config,
+        )
         .unwrap();
     let kl0 = 0.5 - 1.0 + 2f64.ln();
     assert_close("loss", &[out.loss], &[(-1.0 - 1.2 + 0.1 * kl0) / 2.0], 1e-6, 1e-5);
@@ -80,9 +94,19 @@ fn grpo_loss_matches_reference_and_finite_differences<B: Backend>(backend: &B) {
                 let want_loss = reference(&lp64, &old64, ref_arg, &adv64, &w, &config);
                 assert_close(&format!("loss {what}"), &[out.loss], &[want_loss], 1e-6, 1e-5);
                 let want = numeric_grad(&lp64, 1e-5, |x| reference(x, &old64, ref_arg, &adv64, &w, &config));
-                assert_close(&format!("dlogprob {what}"), &backend.download_f32(&out.dlogprob).unwrap(), &want, 1e-7, 1e-4);
+                assert_close(
+                    &format!("dlogprob {what}"),
+                    &backend.download_f32(&out.dlogprob).unwrap(),
+                    &want,
+                    1e-7,
+                    1e-4,
+                );
                 let masked: Vec<usize> = (0..n).filter(|&i| mask[i] == 1).collect();
-                let kl = if with_ref { masked.iter().map(|&i| k3(lp64[i] - ref64[i])).sum::<f64>() / masked.len() as f64 } else { 0.0 };
+                let kl = if with_ref {
+                    masked.iter().map(|&i| k3(lp64[i] - ref64[i])).sum::<f64>() / masked.len() as f64
+                } else {
+                    0.0
+                };
                 assert_close(&format!("kl {what}"), &[out.kl], &[kl], 1e-7, 1e-4);
                 assert_eq!(out.stats.tokens, masked.len(), "{what}");
             }
@@ -105,13 +129,20 @@ fn grpo_loss_rejects_bad_arguments<B: Backend>(backend: &B) {
     let short = backend.zeros(&[2, 4], DType::F32).unwrap();
     let err = error_of(backend.grpo_loss(&x, &x, Some(&short), &x, &mask, &config));
     let msg = err.to_string();
-    assert!(matches!(err, Error::Shape { op: "grpo_loss", .. }) && msg.contains("ref_logprob") && msg.contains("[2, 4]"), "{msg}");
+    assert!(
+        matches!(err, Error::Shape { op: "grpo_loss", .. }) && msg.contains("ref_logprob") && msg.contains("[2, 4]"),
+        "{msg}"
+    );
     let x16 = backend.zeros(&[2, 5], DType::BF16).unwrap();
     let err = error_of(backend.grpo_loss(&x, &x, Some(&x16), &x, &mask, &config));
     assert!(matches!(err, Error::DType { op: "grpo_loss", arg: "ref_logprob", .. }), "{err}");
-    let err = error_of(backend.grpo_loss(&x, &x, Some(&x), &x, &backend.upload_u32(&[2, 5], &[3; 10]).unwrap(), &config));
+    let err =
+        error_of(backend.grpo_loss(&x, &x, Some(&x), &x, &backend.upload_u32(&[2, 5], &[3; 10]).unwrap(), &config));
     assert!(matches!(err, Error::Argument { op: "grpo_loss", .. }), "{err}");
-    let seq = GrpoLossConfig { surrogate: PpoLossConfig { reduction: LossReduction::SequenceMean, ..config.surrogate }, ..config };
+    let seq = GrpoLossConfig {
+        surrogate: PpoLossConfig { reduction: LossReduction::SequenceMean, ..config.surrogate },
+        ..config
+    };
     assert!(backend.grpo_loss(&x, &x, Some(&x), &x, &mask, &seq).is_ok());
 }
 

@@ -14,7 +14,8 @@ fn reference(x: &[f64], mask: &[u32], keep_mean: bool, eps: f64) -> (Vec<f64>, f
     let mean = picked.iter().sum::<f64>() / n;
     let var = picked.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
     let shift = if keep_mean { mean } else { 0.0 };
-    let y = x.iter().zip(mask).map(|(&x, &m)| if m == 1 { (x - mean) / (var + eps).sqrt() + shift } else { 0.0 }).collect();
+    let y =
+        x.iter().zip(mask).map(|(&x, &m)| if m == 1 { (x - mean) / (var + eps).sqrt() + shift } else { 0.0 }).collect();
     (y, mean, var.sqrt())
 }
 
@@ -27,7 +28,13 @@ fn masked_whiten_matches_hand_computed_values<B: Backend>(backend: &B) {
     assert_close("y", &backend.download_f32(&out.y).unwrap(), &[-1.0 / s, 0.0, 0.0, 1.0 / s], 1e-6, 1e-5);
     assert_close("mean, std", &[out.mean, out.std], &[2.0, s], 1e-6, 1e-6);
     let out = backend.masked_whiten(&x, &mask, true, 1e-12).unwrap();
-    assert_close("y keeping the mean", &backend.download_f32(&out.y).unwrap(), &[2.0 - 1.0 / s, 0.0, 2.0, 2.0 + 1.0 / s], 1e-6, 1e-5);
+    assert_close(
+        "y keeping the mean",
+        &backend.download_f32(&out.y).unwrap(),
+        &[2.0 - 1.0 / s, 0.0, 2.0, 2.0 + 1.0 / s],
+        1e-6,
+        1e-5,
+    );
 
     // One element: zero variance, whitened to 0 (or kept); none: zeros.
     let one = backend.upload_u32(&[4], &[0, 0, 1, 0]).unwrap();
@@ -47,7 +54,12 @@ fn masked_whiten_matches_reference<B: Backend>(backend: &B) {
             let mask = ragged_mask(&mut rng, b, t);
             let dims = [b, t];
             let out = backend
-                .masked_whiten(&backend.upload_f32(&dims, &x, DType::F32).unwrap(), &backend.upload_u32(&dims, &mask).unwrap(), keep_mean, 1e-8)
+                .masked_whiten(
+                    &backend.upload_f32(&dims, &x, DType::F32).unwrap(),
+                    &backend.upload_u32(&dims, &mask).unwrap(),
+                    keep_mean,
+                    1e-8,
+                )
                 .unwrap();
             let (y, mean, std) = reference(&to_f64(&x), &mask, keep_mean, 1e-8);
             let what = format!("[{b}, {t}] keep mean {keep_mean}");
@@ -63,7 +75,12 @@ fn masked_whiten_bf16_within_bf16_tolerance<B: Backend>(backend: &B) {
     let x = bf16_round(&rng.normal_vec(99, 2.0));
     let mask = ragged_mask(&mut rng, 3, 33);
     let out = backend
-        .masked_whiten(&backend.upload_f32(&[3, 33], &x, DType::BF16).unwrap(), &backend.upload_u32(&[3, 33], &mask).unwrap(), false, 1e-8)
+        .masked_whiten(
+            &backend.upload_f32(&[3, 33], &x, DType::BF16).unwrap(),
+            &backend.upload_u32(&[3, 33], &mask).unwrap(),
+            false,
+            1e-8,
+        )
         .unwrap();
     assert_eq!(out.y.dtype(), DType::BF16);
     let (y, _, _) = reference(&to_f64(&x), &mask, false, 1e-8);
@@ -73,7 +90,11 @@ fn masked_whiten_bf16_within_bf16_tolerance<B: Backend>(backend: &B) {
 fn masked_whiten_rejects_bad_arguments<B: Backend>(backend: &B) {
     let x = backend.zeros(&[2, 5], DType::F32).unwrap();
     let mask = backend.upload_u32(&[2, 5], &[1; 10]).unwrap();
-    assert_shape_error(backend.masked_whiten(&x, &backend.upload_u32(&[10], &[1; 10]).unwrap(), false, 1e-8), "masked_whiten", &["mask", "[10]"]);
+    assert_shape_error(
+        backend.masked_whiten(&x, &backend.upload_u32(&[10], &[1; 10]).unwrap(), false, 1e-8),
+        "masked_whiten",
+        &["mask", "[10]"],
+    );
     let err = error_of(backend.masked_whiten(&mask, &mask, false, 1e-8));
     assert!(matches!(err, Error::DType { op: "masked_whiten", arg: "x", .. }), "{err}");
     let err = error_of(backend.masked_whiten(&x, &x, false, 1e-8));
@@ -82,7 +103,12 @@ fn masked_whiten_rejects_bad_arguments<B: Backend>(backend: &B) {
         let err = error_of(backend.masked_whiten(&x, &mask, false, eps));
         assert!(matches!(err, Error::Argument { op: "masked_whiten", .. }), "{err}");
     }
-    let err = error_of(backend.masked_whiten(&x, &backend.upload_u32(&[2, 5], &[1, 1, 1, 1, 1, 1, 9, 1, 1, 1]).unwrap(), false, 1e-8));
+    let err = error_of(backend.masked_whiten(
+        &x,
+        &backend.upload_u32(&[2, 5], &[1, 1, 1, 1, 1, 1, 9, 1, 1, 1]).unwrap(),
+        false,
+        1e-8,
+    ));
     assert!(err.to_string().contains("row 1, column 1"), "{err}");
 }
 

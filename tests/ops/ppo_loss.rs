@@ -88,7 +88,11 @@ fn ppo_loss_matches_hand_computed_values<B: Backend>(backend: &B) {
     let adv = [2.0f32, -1.0, 1.0, -1.0, 5.0];
     let mask = [1u32, 1, 1, 1, 0];
     let dims = [1, 5];
-    let (lpt, oldt, advt) = (upload(backend, &dims, &lp, DType::F32), upload(backend, &dims, &old, DType::F32), upload(backend, &dims, &adv, DType::F32));
+    let (lpt, oldt, advt) = (
+        upload(backend, &dims, &lp, DType::F32),
+        upload(backend, &dims, &old, DType::F32),
+        upload(backend, &dims, &adv, DType::F32),
+    );
     let maskt = backend.upload_u32(&dims, &mask).unwrap();
     let config = PpoLossConfig { dual_clip: Some(3.0), ..PpoLossConfig::new(0.2) };
     let out = backend.ppo_loss(&lpt, &oldt, &advt, &maskt, &config).unwrap();
@@ -109,7 +113,11 @@ fn ppo_loss_matches_hand_computed_values<B: Backend>(backend: &B) {
     let two_rows = [1u32, 1, 0, 0, 0, 0, 0, 1, 0, 0];
     let dims = [2, 5];
     let cat = |x: &[f32]| x.iter().chain(x).copied().collect::<Vec<_>>();
-    let (lpt, oldt, advt) = (upload(backend, &dims, &cat(&lp), DType::F32), upload(backend, &dims, &cat(&old), DType::F32), upload(backend, &dims, &cat(&adv), DType::F32));
+    let (lpt, oldt, advt) = (
+        upload(backend, &dims, &cat(&lp), DType::F32),
+        upload(backend, &dims, &cat(&old), DType::F32),
+        upload(backend, &dims, &cat(&adv), DType::F32),
+    );
     let maskt = backend.upload_u32(&dims, &two_rows).unwrap();
     let out = backend.ppo_loss(&lpt, &oldt, &advt, &maskt, &config).unwrap();
     assert_close("sequence-mean loss", &[out.loss], &[((-2.4 + 0.8) / 2.0 - 1.1) / 2.0], 1e-6, 1e-5);
@@ -152,7 +160,13 @@ fn ppo_loss_matches_reference_and_finite_differences<B: Backend>(backend: &B) {
             let (lp64, old64, adv64) = (to_f64(&lp), to_f64(&old), to_f64(&adv));
             let w = reduction_weights(&mask, t, config.reduction);
             let what = format!("[{b}, {t}] {config:?}");
-            assert_close(&format!("loss {what}"), &[out.loss], &[reference(&lp64, &old64, &adv64, &w, &config)], 1e-6, 1e-5);
+            assert_close(
+                &format!("loss {what}"),
+                &[out.loss],
+                &[reference(&lp64, &old64, &adv64, &w, &config)],
+                1e-6,
+                1e-5,
+            );
             let want = numeric_grad(&lp64, 1e-5, |x| reference(x, &old64, &adv64, &w, &config));
             assert_eq!((out.dlogprob.dims(), out.dlogprob.dtype()), (&dims[..], DType::F32));
             assert_close(&format!("dlogprob {what}"), &backend.download_f32(&out.dlogprob).unwrap(), &want, 1e-7, 1e-4);
@@ -170,7 +184,8 @@ fn ppo_loss_matches_reference_and_finite_differences<B: Backend>(backend: &B) {
                 .count() as f64;
             assert_eq!(out.stats.tokens, masked.len(), "{what}");
             assert_close(&format!("clip fraction {what}"), &[out.stats.clip_fraction], &[clipped / count], 1e-7, 0.0);
-            let kl: f64 = masked.iter().map(|&i| (lp64[i] - old64[i]).exp_m1() - (lp64[i] - old64[i])).sum::<f64>() / count;
+            let kl: f64 =
+                masked.iter().map(|&i| (lp64[i] - old64[i]).exp_m1() - (lp64[i] - old64[i])).sum::<f64>() / count;
             assert_close(&format!("approx kl {what}"), &[out.stats.approx_kl], &[kl], 1e-7, 1e-4);
         }
     }
@@ -186,7 +201,8 @@ fn ppo_loss_bf16_within_bf16_tolerance<B: Backend>(backend: &B) {
     let mask = ragged_mask(&mut rng, b, t);
     let dims = [b, t];
     let up = |x: &[f32]| upload(backend, &dims, x, DType::BF16);
-    let out = backend.ppo_loss(&up(&lp), &up(&old), &up(&adv), &backend.upload_u32(&dims, &mask).unwrap(), &config).unwrap();
+    let out =
+        backend.ppo_loss(&up(&lp), &up(&old), &up(&adv), &backend.upload_u32(&dims, &mask).unwrap(), &config).unwrap();
     assert_eq!(out.dlogprob.dtype(), DType::BF16);
     let w = reduction_weights(&mask, t, config.reduction);
     let (lp64, old64, adv64) = (to_f64(&lp), to_f64(&old), to_f64(&adv));
@@ -210,10 +226,22 @@ fn ppo_loss_rejects_bad_arguments<B: Backend>(backend: &B) {
     let mask = backend.upload_u32(&[2, 5], &[1; 10]).unwrap();
     let config = PpoLossConfig::new(0.2);
     let short = backend.zeros(&[2, 4], DType::F32).unwrap();
-    assert_shape_error(backend.ppo_loss(&x, &short, &x, &mask, &config), "ppo_loss", &["old_logprob", "[2, 4]", "[2, 5]"]);
-    assert_shape_error(backend.ppo_loss(&x, &x, &x, &backend.upload_u32(&[10], &[1; 10]).unwrap(), &config), "ppo_loss", &["mask", "[10]"]);
+    assert_shape_error(
+        backend.ppo_loss(&x, &short, &x, &mask, &config),
+        "ppo_loss",
+        &["old_logprob", "[2, 4]", "[2, 5]"],
+    );
+    assert_shape_error(
+        backend.ppo_loss(&x, &x, &x, &backend.upload_u32(&[10], &[1; 10]).unwrap(), &config),
+        "ppo_loss",
+        &["mask", "[10]"],
+    );
     let flat = backend.zeros(&[10], DType::F32).unwrap();
-    assert_shape_error(backend.ppo_loss(&flat, &flat, &flat, &backend.upload_u32(&[10], &[1; 10]).unwrap(), &config), "ppo_loss", &["rank 2"]);
+    assert_shape_error(
+        backend.ppo_loss(&flat, &flat, &flat, &backend.upload_u32(&[10], &[1; 10]).unwrap(), &config),
+        "ppo_loss",
+        &["rank 2"],
+    );
     let err = error_of(backend.ppo_loss(&x, &x, &x, &x, &config));
     assert!(matches!(err, Error::DType { op: "ppo_loss", arg: "mask", .. }), "{err}");
     let x16 = backend.zeros(&[2, 5], DType::BF16).unwrap();

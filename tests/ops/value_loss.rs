@@ -38,7 +38,11 @@ fn value_loss_matches_hand_computed_values<B: Backend>(backend: &B) {
     let (v, old, ret) = ([2.0f32, 1.2, -1.0, 0.0, 7.0], [1.0f32, 1.0, 0.0, 2.0, 0.0], [3.0f32, 0.0, -3.0, 1.0, 0.0]);
     let mask = [1u32, 1, 1, 1, 0];
     let dims = [1, 5];
-    let (vt, oldt, rett) = (upload(backend, &dims, &v, DType::F32), upload(backend, &dims, &old, DType::F32), upload(backend, &dims, &ret, DType::F32));
+    let (vt, oldt, rett) = (
+        upload(backend, &dims, &v, DType::F32),
+        upload(backend, &dims, &old, DType::F32),
+        upload(backend, &dims, &ret, DType::F32),
+    );
     let maskt = backend.upload_u32(&dims, &mask).unwrap();
     let config = ValueLossConfig { clip: Some(0.5), reduction: LossReduction::TokenMean };
     let out = backend.value_loss(&vt, &oldt, &rett, &maskt, &config).unwrap();
@@ -88,10 +92,22 @@ fn value_loss_matches_reference_and_finite_differences<B: Backend>(backend: &B) 
                 let (v64, old64, ret64) = (to_f64(&v), to_f64(&old), to_f64(&ret));
                 let w = reduction_weights(&mask, t, reduction);
                 let what = format!("[{b}, {t}] {config:?}");
-                assert_close(&format!("loss {what}"), &[out.loss], &[reference(&v64, &old64, &ret64, &w, clip)], 1e-6, 1e-5);
+                assert_close(
+                    &format!("loss {what}"),
+                    &[out.loss],
+                    &[reference(&v64, &old64, &ret64, &w, clip)],
+                    1e-6,
+                    1e-5,
+                );
                 let want = numeric_grad(&v64, 1e-5, |x| reference(x, &old64, &ret64, &w, clip));
                 assert_eq!((out.dvalues.dims(), out.dvalues.dtype()), (&dims[..], DType::F32));
-                assert_close(&format!("dvalues {what}"), &backend.download_f32(&out.dvalues).unwrap(), &want, 1e-7, 1e-4);
+                assert_close(
+                    &format!("dvalues {what}"),
+                    &backend.download_f32(&out.dvalues).unwrap(),
+                    &want,
+                    1e-7,
+                    1e-4,
+                );
             }
         }
     }
@@ -107,7 +123,8 @@ fn value_loss_bf16_within_bf16_tolerance<B: Backend>(backend: &B) {
     let dims = [b, t];
     let up = |x: &[f32]| upload(backend, &dims, x, DType::BF16);
     let config = ValueLossConfig { clip: Some(0.3), reduction: LossReduction::TokenMean };
-    let out = backend.value_loss(&up(&v), &up(&old), &up(&ret), &backend.upload_u32(&dims, &mask).unwrap(), &config).unwrap();
+    let out =
+        backend.value_loss(&up(&v), &up(&old), &up(&ret), &backend.upload_u32(&dims, &mask).unwrap(), &config).unwrap();
     assert_eq!(out.dvalues.dtype(), DType::BF16);
     let w = reduction_weights(&mask, t, config.reduction);
     let (v64, old64, ret64) = (to_f64(&v), to_f64(&old), to_f64(&ret));
@@ -127,7 +144,10 @@ fn value_loss_rejects_bad_arguments<B: Backend>(backend: &B) {
     let mut bad = [0u32; 10];
     bad[3] = 7;
     let err = error_of(backend.value_loss(&x, &x, &x, &backend.upload_u32(&[2, 5], &bad).unwrap(), &config));
-    assert!(matches!(err, Error::Argument { op: "value_loss", .. }) && err.to_string().contains("mask value 7"), "{err}");
+    assert!(
+        matches!(err, Error::Argument { op: "value_loss", .. }) && err.to_string().contains("mask value 7"),
+        "{err}"
+    );
     for clip in [-0.1, f32::NAN, f32::INFINITY] {
         let err = error_of(backend.value_loss(&x, &x, &x, &mask, &ValueLossConfig { clip: Some(clip), ..config }));
         assert!(matches!(err, Error::Argument { op: "value_loss", .. }), "{err}");

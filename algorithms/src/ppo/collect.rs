@@ -83,8 +83,16 @@ impl<B: Backend> PpoTrainer<B> {
         let cfg = &self.config;
         let prompts = self.prompts.next(cfg.prompts_per_step);
         let seed = Rng::derived(cfg.seed, 100 + self.steps as u64).next_u64();
-        let samples =
-            sample_responses(backend, &self.policy, tokenizer, task, &prompts, cfg.samples_per_prompt, cfg.temperature, seed)?;
+        let samples = sample_responses(
+            backend,
+            &self.policy,
+            tokenizer,
+            task,
+            &prompts,
+            cfg.samples_per_prompt,
+            cfg.temperature,
+            seed,
+        )?;
         let scores = reward.score(backend, &samples)?;
         let gold = gold_rewards(task, &samples);
         let pad = tokenizer.pad_id();
@@ -107,9 +115,14 @@ impl<B: Backend> PpoTrainer<B> {
         let dims = [layout.rows(), layout.len];
         let upload = |x: &[f32]| backend.upload_f32(&dims, x, DType::F32);
         let mask_t = backend.upload_u32(&dims, &layout.mask)?;
-        let kl = backend.download_f32(&backend.kl_fwd(&upload(&old_logprob)?, &upload(&ref_logprob)?, cfg.kl.estimator)?)?;
+        let kl = backend.download_f32(&backend.kl_fwd(
+            &upload(&old_logprob)?,
+            &upload(&ref_logprob)?,
+            cfg.kl.estimator,
+        )?)?;
         let beta = self.kl.beta();
-        let mut rewards: Vec<f32> = kl.iter().zip(&layout.mask).map(|(&k, &m)| if m == 1 { -beta * k } else { 0.0 }).collect();
+        let mut rewards: Vec<f32> =
+            kl.iter().zip(&layout.mask).map(|(&k, &m)| if m == 1 { -beta * k } else { 0.0 }).collect();
         let shaped: Vec<f32> = samples
             .iter()
             .zip(&scores)

@@ -72,7 +72,14 @@ impl<B: Backend> PpoTrainer<B> {
 
     /// One policy step on `mb`; returns how many of its response tokens had a log-prob, before
     /// the step, other (in bits) than the rollout's.
-    fn policy_step(&mut self, backend: &B, rollout: &PpoRollout, mb: &Minibatch, pad_id: u32, sums: &mut Sums) -> Result<usize> {
+    fn policy_step(
+        &mut self,
+        backend: &B,
+        rollout: &PpoRollout,
+        mb: &Minibatch,
+        pad_id: u32,
+        sums: &mut Sums,
+    ) -> Result<usize> {
         let cfg = &self.config;
         let dims = mb.dims();
         let upload = |full: &[f32]| backend.upload_f32(&dims, &mb.gather(full), DType::F32);
@@ -81,7 +88,13 @@ impl<B: Backend> PpoTrainer<B> {
         let now = backend.download_f32(pass.logprob())?;
         let mismatches = bit_mismatches(&now, &old, &mb.mask);
         let mask = backend.upload_u32(&dims, &mb.mask)?;
-        let out = backend.ppo_loss(pass.logprob(), &upload(&rollout.old_logprob)?, &upload(&rollout.advantages)?, &mask, &cfg.policy_loss)?;
+        let out = backend.ppo_loss(
+            pass.logprob(),
+            &upload(&rollout.old_logprob)?,
+            &upload(&rollout.advantages)?,
+            &mask,
+            &cfg.policy_loss,
+        )?;
         // Entropy bonus −c·H̄, H̄ the token mean over the minibatch's response tokens.
         let dentropy = if cfg.entropy_coef != 0.0 {
             let count = mb.mask.iter().filter(|&&m| m == 1).count().max(1) as f32;
@@ -101,13 +114,21 @@ impl<B: Backend> PpoTrainer<B> {
         Ok(mismatches)
     }
 
-    fn critic_step(&mut self, backend: &B, rollout: &PpoRollout, mb: &Minibatch, pad_id: u32, sums: &mut Sums) -> Result<()> {
+    fn critic_step(
+        &mut self,
+        backend: &B,
+        rollout: &PpoRollout,
+        mb: &Minibatch,
+        pad_id: u32,
+        sums: &mut Sums,
+    ) -> Result<()> {
         let dims = mb.dims();
         let upload = |full: &[f32]| backend.upload_f32(&dims, &mb.gather(full), DType::F32);
         let pass = ValueForward::run(backend, &self.critic, mb, pad_id)?;
         let mask = backend.upload_u32(&dims, &mb.mask)?;
         let config = ValueLossConfig { clip: self.config.value_clip, reduction: LossReduction::TokenMean };
-        let out = backend.value_loss(pass.values(), &upload(&rollout.values)?, &upload(&rollout.returns)?, &mask, &config)?;
+        let out =
+            backend.value_loss(pass.values(), &upload(&rollout.values)?, &upload(&rollout.returns)?, &mask, &config)?;
         let grads = pass.backward(backend, &self.critic, &out.dvalues)?;
         let lr = self.config.critic_adamw.lr;
         let step = self.critic_opt.step(backend, &mut self.critic.params, grads, lr)?;

@@ -77,7 +77,10 @@ pub fn sample_responses<B: Backend>(
     seed: u64,
 ) -> Result<Vec<Sample>> {
     if n == 0 || prompts.is_empty() {
-        return Err(Error::Config(format!("a rollout needs prompts and n >= 1 (got {} prompts, n {n})", prompts.len())));
+        return Err(Error::Config(format!(
+            "a rollout needs prompts and n >= 1 (got {} prompts, n {n})",
+            prompts.len()
+        )));
     }
     let ids = prompts.iter().map(|p| tokenizer.encode(p)).collect::<Result<Vec<_>>>()?;
     let rows: Vec<Vec<u32>> = ids.iter().flat_map(|p| std::iter::repeat_n(p.clone(), n)).collect();
@@ -134,7 +137,14 @@ impl TokenLayout {
     /// Rows `rows` as a minibatch.
     pub fn minibatch(&self, rows: &[usize]) -> Minibatch {
         let len = rows.iter().map(|&r| self.inputs[r].len()).max().unwrap_or(0);
-        let mut mb = Minibatch { rows: rows.to_vec(), inputs: Vec::new(), targets: Vec::new(), mask: Vec::new(), len, full_len: self.len };
+        let mut mb = Minibatch {
+            rows: rows.to_vec(),
+            inputs: Vec::new(),
+            targets: Vec::new(),
+            mask: Vec::new(),
+            len,
+            full_len: self.len,
+        };
         for &r in rows {
             mb.inputs.push(self.inputs[r].clone());
             mb.targets.extend_from_slice(&self.targets[r * self.len..][..len]);

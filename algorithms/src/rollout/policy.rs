@@ -81,7 +81,8 @@ impl<B: Backend> PolicyForward<B> {
     ) -> Result<ParamSet<B>> {
         let n = self.targets.numel();
         let dlogprob = dlogprob.reshape(&[n])?;
-        let dentropy = dentropy.map(|d| backend.cast(d, DType::F32)).transpose()?.map(|d| d.reshape(&[n])).transpose()?;
+        let dentropy =
+            dentropy.map(|d| backend.cast(d, DType::F32)).transpose()?.map(|d| d.reshape(&[n])).transpose()?;
         let dlogits = backend.logprob_bwd(
             &self.logits,
             &self.targets,

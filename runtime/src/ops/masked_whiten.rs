@@ -37,7 +37,12 @@ pub fn check_masked_whiten<B: Backend>(x: &Tensor<B>, mask: &Tensor<B>, eps: f32
     check::positive(OP, "eps", eps)
 }
 
-pub(crate) fn masked_whiten_cpu(x: &Tensor<Cpu>, mask: &Tensor<Cpu>, keep_mean: bool, eps: f32) -> Result<WhitenOut<Cpu>> {
+pub(crate) fn masked_whiten_cpu(
+    x: &Tensor<Cpu>,
+    mask: &Tensor<Cpu>,
+    keep_mean: bool,
+    eps: f32,
+) -> Result<WhitenOut<Cpu>> {
     check_masked_whiten(x, mask, eps)?;
     let m = u32_data(mask);
     check::binary_mask(OP, m, x.shape().last().max(1))?;

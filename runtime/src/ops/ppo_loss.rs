@@ -221,5 +221,9 @@ pub(crate) fn ppo_loss_cpu(
             weights[i] * token.grad
         })
         .collect();
-    Ok(PpoLossOut { loss: sums.loss() as f32, dlogprob: from_f32(logprob.dims(), grad, logprob.dtype()), stats: sums.stats() })
+    Ok(PpoLossOut {
+        loss: sums.loss() as f32,
+        dlogprob: from_f32(logprob.dims(), grad, logprob.dtype()),
+        stats: sums.stats(),
+    })
 }
