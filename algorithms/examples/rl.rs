@@ -2,9 +2,12 @@
 //! accuracy before and after each, and wall time.
 //!
 //! `cargo run --release -p algorithms --example rl -- [--algo ppo|grpo|both] [--steps N]
-//! [--lr X] [--beta X] [--n N] [--prompts N] [--epochs N] [--minibatch N] [--eval-every N]
-//! [--sft-steps N] [--sft-cache DIR]`. Settings not given take the tuned defaults below;
-//! `--sft-cache` saves the SFT model on the first run and reuses it afterwards.
+//! [--lr X] [--beta X] [--n N] [--prompts N] [--epochs N] [--minibatch N] [--seed N]
+//! [--clip X] [--clip-high X] [--dual-clip X] [--reduction token|sequence] [--eval-every N]
+//! [--sft-steps N] [--sft-cache DIR]`, PPO only: `[--critic-lr X] [--value-clip X (0: none)]
+//! [--warmup N] [--target-kl X (adaptive β)] [--kl-estimator k1|k3]`, GRPO only: `[--alpha X]
+//! [--scale-by-std true|false]`. Settings not given take the defaults below; `--sft-cache` saves
+//! the SFT model on the first run and reuses it afterwards.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,11 +21,13 @@ use algorithms::ppo::{PpoConfig, PpoTrainer};
 use algorithms::rollout::policy::copy_model;
 use algorithms::rollout::reward::GoldReward;
 use algorithms::sft::{tokenize, train_sft, SftConfig};
-use algorithms::tasks::{by_name, Task};
+use algorithms::tasks::{arith, by_name, Task};
 use algorithms::tokenizer::{train_tokenizer, TaskTokenizer};
 use algorithms::Result;
 use models::transformer::Model;
 use models::weights::StorageDtype;
+use runtime::ops::kl::KlEstimator;
+use runtime::ops::ppo_loss::{LossReduction, PpoLossConfig};
 use runtime::{Cpu, DType};
 
 struct Args(HashMap<String, String>);
@@ -43,10 +48,40 @@ impl Args {
     fn has(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }
+
+    /// The clip range, dual clip and reduction of the clipped surrogate.
+    fn surrogate(&self, defaults: PpoLossConfig) -> PpoLossConfig {
+        let clip = self.get("clip", defaults.clip_low);
+        let reduction = match self.get("reduction", "token".to_string()).as_str() {
+            "sequence" => LossReduction::SequenceMean,
+            _ => LossReduction::TokenMean,
+        };
+        let dual_clip = self.has("dual-clip").then(|| self.get("dual-clip", 3.0));
+        PpoLossConfig { clip_low: clip, clip_high: self.get("clip-high", clip), dual_clip, reduction }
+    }
 }
 
 fn accuracy(backend: &Cpu, model: &Model<Cpu>, tokenizer: &TaskTokenizer, task: &dyn Task) -> Result<f64> {
     Ok(evaluate(backend, model, tokenizer, task, task.eval_prompts(), &EvalOptions::default())?.0.accuracy)
+}
+
+/// Held-out greedy accuracy, printed with its split into prompts whose units carry and the others.
+fn report(what: &str, backend: &Cpu, model: &Model<Cpu>, tokenizer: &TaskTokenizer, task: &dyn Task) -> Result<f64> {
+    let (report, scored) = evaluate(backend, model, tokenizer, task, task.eval_prompts(), &EvalOptions::default())?;
+    let split = |carry: bool| {
+        let rows: Vec<_> = scored
+            .iter()
+            .filter(|s| arith::parse_prompt(&s.prompt).is_some_and(|(a, b)| arith::has_carry(a, b) == carry))
+            .collect();
+        rows.iter().filter(|s| s.solved).count() as f64 / rows.len().max(1) as f64
+    };
+    println!(
+        "{what} held-out greedy accuracy {:.3} (carry prompts {:.3}, others {:.3})",
+        report.accuracy,
+        split(true),
+        split(false)
+    );
+    Ok(report.accuracy)
 }
 
 fn sft_policy(backend: &Cpu, args: &Args, tokenizer: &TaskTokenizer, task: &dyn Task) -> Result<Model<Cpu>> {
@@ -83,8 +118,13 @@ fn run_ppo(backend: &Cpu, args: &Args, sft: &Model<Cpu>, tokenizer: &TaskTokeniz
         minibatch_size: args.get("minibatch", 64),
         critic_warmup_steps: args.get("warmup", 0),
         value_clip: Some(args.get("value-clip", 0.2)).filter(|&c| c > 0.0),
+        policy_loss: args.surrogate(defaults.policy_loss),
+        seed: args.get("seed", 0),
         ..defaults.clone()
     };
+    if args.get("kl-estimator", "k1".to_string()) == "k3" {
+        config.kl.estimator = KlEstimator::K3;
+    }
     config.policy_adamw.lr = args.get("lr", defaults.policy_adamw.lr);
     config.critic_adamw.lr = args.get("critic-lr", defaults.critic_adamw.lr);
     config.kl.control = KlControl::Fixed { beta: args.get("beta", 0.05) };
@@ -95,7 +135,7 @@ fn run_ppo(backend: &Cpu, args: &Args, sft: &Model<Cpu>, tokenizer: &TaskTokeniz
             horizon: 10_000.0,
         };
     }
-    let steps = args.get("steps", 100);
+    let steps = args.get("steps", 50);
     let eval_every = args.get("eval-every", 25);
     println!("PPO: {steps} steps, {config:?}");
     let mut trainer = PpoTrainer::new(backend, copy_model(backend, sft)?, task, config)?;
@@ -116,8 +156,8 @@ fn run_ppo(backend: &Cpu, args: &Args, sft: &Model<Cpu>, tokenizer: &TaskTokeniz
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let acc = accuracy(backend, &trainer.policy, tokenizer, task)?;
-    println!("PPO: {steps} steps in {seconds:.1} s, held-out greedy accuracy {acc:.3}");
+    println!("PPO: {steps} steps in {seconds:.1} s");
+    let acc = report("PPO", backend, &trainer.policy, tokenizer, task)?;
     Ok(acc)
 }
 
@@ -130,11 +170,13 @@ fn run_grpo(backend: &Cpu, args: &Args, sft: &Model<Cpu>, tokenizer: &TaskTokeni
         minibatch_size: args.get("minibatch", 64),
         negative_scale: args.get("alpha", 1.0),
         scale_by_std: args.get("scale-by-std", true),
+        seed: args.get("seed", 0),
         ..defaults.clone()
     };
+    config.loss.surrogate = args.surrogate(defaults.loss.surrogate);
     config.adamw.lr = args.get("lr", defaults.adamw.lr);
     config.loss.beta = args.get("beta", defaults.loss.beta);
-    let steps = args.get("steps", 100);
+    let steps = args.get("steps", 50);
     let eval_every = args.get("eval-every", 25);
     println!("GRPO: {steps} steps, {config:?}");
     let mut trainer = GrpoTrainer::new(backend, copy_model(backend, sft)?, task, config)?;
@@ -154,8 +196,8 @@ fn run_grpo(backend: &Cpu, args: &Args, sft: &Model<Cpu>, tokenizer: &TaskTokeni
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let acc = accuracy(backend, &trainer.policy, tokenizer, task)?;
-    println!("GRPO: {steps} steps in {seconds:.1} s, held-out greedy accuracy {acc:.3}");
+    println!("GRPO: {steps} steps in {seconds:.1} s");
+    let acc = report("GRPO", backend, &trainer.policy, tokenizer, task)?;
     Ok(acc)
 }
 
@@ -166,8 +208,7 @@ fn main() -> Result<()> {
     let tokenizer = train_tokenizer(task.as_ref(), &dir)?;
     let backend = Cpu::new();
     let sft = sft_policy(&backend, &args, &tokenizer, task.as_ref())?;
-    let before = accuracy(&backend, &sft, &tokenizer, task.as_ref())?;
-    println!("SFT held-out greedy accuracy {before:.3}");
+    let before = report("SFT", &backend, &sft, &tokenizer, task.as_ref())?;
     let algo: String = args.get("algo", "both".to_string());
     if algo == "ppo" || algo == "both" {
         let after = run_ppo(&backend, &args, &sft, &tokenizer, task.as_ref())?;
