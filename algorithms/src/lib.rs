@@ -1,12 +1,15 @@
 //! RLHF algorithms built on `models` and `runtime`: the bundled tasks, their tokenizers, supervised
-//! fine-tuning and evaluation (reward models, critic, PPO and GRPO build on these).
+//! fine-tuning, evaluation, rollouts, PPO (with a critic) and GRPO.
 
 mod error;
 pub mod eval;
+pub mod grpo;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod ppo;
 pub mod rng;
+pub mod rollout;
 pub mod sft;
 pub mod tasks;
 pub mod tokenizer;

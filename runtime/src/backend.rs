@@ -1,12 +1,17 @@
 use crate::ops::adamw::AdamW;
 use crate::ops::attention::{AttentionGrads, AttentionOut};
 use crate::ops::cross_entropy::CrossEntropyOut;
+use crate::ops::gae::GaeOut;
 use crate::ops::gemm::{GemmGrads, GemmSpec};
+use crate::ops::grpo_loss::{GrpoLossConfig, GrpoLossOut};
 use crate::ops::kl::KlEstimator;
 use crate::ops::layernorm::{LayerNormGrads, LayerNormOut};
 use crate::ops::logprob::LogProbOut;
+use crate::ops::masked_whiten::WhitenOut;
+use crate::ops::ppo_loss::{PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::SwiGluGrads;
+use crate::ops::value_loss::{ValueLossConfig, ValueLossOut};
 use crate::{DType, Result, Tensor};
 
 /// Everything a decoder-only transformer and the RL losses need, on one device.
@@ -235,6 +240,56 @@ pub trait Backend: Send + Sync + Sized {
         estimator: KlEstimator,
         dkl: &Tensor<Self>,
     ) -> Result<Tensor<Self>>;
+
+    // ---- RL losses and advantages (crate::ops::{ppo_loss, value_loss, grpo_loss, gae,
+    // masked_whiten}) ----
+    //
+    // The losses reduce to a scalar, so each returns the loss, its gradient with respect to the
+    // trained input (`=`) and statistics together. Inputs `[B, T]` of one float dtype; `mask`
+    // `[B, T]` u32, 1 for the tokens that count.
+
+    /// PPO's clipped surrogate (optional dual clip) and `d(logprob)`.
+    fn ppo_loss(
+        &self,
+        logprob: &Tensor<Self>,
+        old_logprob: &Tensor<Self>,
+        advantages: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        config: &PpoLossConfig,
+    ) -> Result<PpoLossOut<Self>>;
+    /// The clipped value loss `max((v − R)², (clip(v, v_old ± ε) − R)²) / 2` and `d(values)`.
+    fn value_loss(
+        &self,
+        values: &Tensor<Self>,
+        old_values: &Tensor<Self>,
+        returns: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        config: &ValueLossConfig,
+    ) -> Result<ValueLossOut<Self>>;
+    /// GRPO's clipped surrogate plus `β·k3` KL to the reference (needed when `β > 0`), and
+    /// `d(logprob)`.
+    fn grpo_loss(
+        &self,
+        logprob: &Tensor<Self>,
+        old_logprob: &Tensor<Self>,
+        ref_logprob: Option<&Tensor<Self>>,
+        advantages: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        config: &GrpoLossConfig,
+    ) -> Result<GrpoLossOut<Self>>;
+    /// Advantages and λ-returns `[B, T]` by a reverse scan over each row's masked tokens.
+    fn gae(
+        &self,
+        rewards: &Tensor<Self>,
+        values: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        gamma: f32,
+        lambda: f32,
+    ) -> Result<GaeOut<Self>>;
+    /// `(x − μ)/√(σ² + eps)` (`+ μ` when `keep_mean`) over the masked elements of `x` (any shape);
+    /// 0 elsewhere.
+    fn masked_whiten(&self, x: &Tensor<Self>, mask: &Tensor<Self>, keep_mean: bool, eps: f32)
+        -> Result<WhitenOut<Self>>;
 
     // ---- optimizer (crate::ops::adamw, crate::ops::grad_norm) ----
 

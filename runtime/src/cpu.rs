@@ -10,12 +10,17 @@ use rayon::prelude::*;
 use crate::ops::adamw::{self, AdamW};
 use crate::ops::attention::{self, AttentionGrads, AttentionOut};
 use crate::ops::cross_entropy::{self, CrossEntropyOut};
+use crate::ops::gae::{self, GaeOut};
 use crate::ops::gemm::{self, GemmGrads, GemmSpec};
+use crate::ops::grpo_loss::{self, GrpoLossConfig, GrpoLossOut};
 use crate::ops::kl::{self, KlEstimator};
 use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
 use crate::ops::logprob::{self, LogProbOut};
+use crate::ops::masked_whiten::{self, WhitenOut};
+use crate::ops::ppo_loss::{self, PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::{self, SwiGluGrads};
+use crate::ops::value_loss::{self, ValueLossConfig, ValueLossOut};
 use crate::ops::{check, elementwise, embedding, gelu, grad_norm, kv_cache, rope};
 use crate::{Backend, DType, Result, Shape, Tensor};
 
@@ -444,6 +449,61 @@ impl Backend for Cpu {
         dkl: &Tensor<Self>,
     ) -> Result<Tensor<Self>> {
         kl::backward_cpu(logprob, ref_logprob, estimator, dkl)
+    }
+
+    fn ppo_loss(
+        &self,
+        logprob: &Tensor<Self>,
+        old_logprob: &Tensor<Self>,
+        advantages: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        config: &PpoLossConfig,
+    ) -> Result<PpoLossOut<Self>> {
+        ppo_loss::ppo_loss_cpu(logprob, old_logprob, advantages, mask, config)
+    }
+
+    fn value_loss(
+        &self,
+        values: &Tensor<Self>,
+        old_values: &Tensor<Self>,
+        returns: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        config: &ValueLossConfig,
+    ) -> Result<ValueLossOut<Self>> {
+        value_loss::value_loss_cpu(values, old_values, returns, mask, config)
+    }
+
+    fn grpo_loss(
+        &self,
+        logprob: &Tensor<Self>,
+        old_logprob: &Tensor<Self>,
+        ref_logprob: Option<&Tensor<Self>>,
+        advantages: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        config: &GrpoLossConfig,
+    ) -> Result<GrpoLossOut<Self>> {
+        grpo_loss::grpo_loss_cpu(logprob, old_logprob, ref_logprob, advantages, mask, config)
+    }
+
+    fn gae(
+        &self,
+        rewards: &Tensor<Self>,
+        values: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        gamma: f32,
+        lambda: f32,
+    ) -> Result<GaeOut<Self>> {
+        gae::gae_cpu(rewards, values, mask, gamma, lambda)
+    }
+
+    fn masked_whiten(
+        &self,
+        x: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        keep_mean: bool,
+        eps: f32,
+    ) -> Result<WhitenOut<Self>> {
+        masked_whiten::masked_whiten_cpu(x, mask, keep_mean, eps)
     }
 
     fn adamw_step(

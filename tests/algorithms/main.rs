@@ -1,12 +1,16 @@
-//! The algorithms crate: bundled tasks, annotator, tokenizers, optimizer, SFT and evaluation.
+//! The algorithms crate: bundled tasks, annotator, tokenizers, optimizer, SFT, evaluation, PPO and
+//! GRPO.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod annotator;
 mod eval;
+mod grpo;
 mod optim;
 mod plot;
+mod ppo;
+mod rl_setup;
 mod sft;
 mod successor;
 mod tasks;

@@ -19,12 +19,17 @@ use crate::gpu::{transfer, GpuBackend, GpuBuffer};
 use crate::ops::adamw::AdamW;
 use crate::ops::attention::{AttentionGrads, AttentionOut};
 use crate::ops::cross_entropy::{self, CrossEntropyOut};
+use crate::ops::gae::GaeOut;
 use crate::ops::gemm::{GemmGrads, GemmSpec};
+use crate::ops::grpo_loss::{GrpoLossConfig, GrpoLossOut};
 use crate::ops::kl::KlEstimator;
 use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
 use crate::ops::logprob::LogProbOut;
+use crate::ops::masked_whiten::WhitenOut;
+use crate::ops::ppo_loss::{PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::{self, SwiGluGrads};
+use crate::ops::value_loss::{ValueLossConfig, ValueLossOut};
 use crate::ops::{elementwise, embedding, gelu};
 use crate::{Backend, DType, Error, Result, Tensor};
 
@@ -342,6 +347,61 @@ impl Backend for Emu {
         _dkl: &Tensor<Self>,
     ) -> Result<Tensor<Self>> {
         no_kernel("kl_bwd")
+    }
+
+    fn ppo_loss(
+        &self,
+        _logprob: &Tensor<Self>,
+        _old_logprob: &Tensor<Self>,
+        _advantages: &Tensor<Self>,
+        _mask: &Tensor<Self>,
+        _config: &PpoLossConfig,
+    ) -> Result<PpoLossOut<Self>> {
+        no_kernel("ppo_loss")
+    }
+
+    fn value_loss(
+        &self,
+        _values: &Tensor<Self>,
+        _old_values: &Tensor<Self>,
+        _returns: &Tensor<Self>,
+        _mask: &Tensor<Self>,
+        _config: &ValueLossConfig,
+    ) -> Result<ValueLossOut<Self>> {
+        no_kernel("value_loss")
+    }
+
+    fn grpo_loss(
+        &self,
+        _logprob: &Tensor<Self>,
+        _old_logprob: &Tensor<Self>,
+        _ref_logprob: Option<&Tensor<Self>>,
+        _advantages: &Tensor<Self>,
+        _mask: &Tensor<Self>,
+        _config: &GrpoLossConfig,
+    ) -> Result<GrpoLossOut<Self>> {
+        no_kernel("grpo_loss")
+    }
+
+    fn gae(
+        &self,
+        _rewards: &Tensor<Self>,
+        _values: &Tensor<Self>,
+        _mask: &Tensor<Self>,
+        _gamma: f32,
+        _lambda: f32,
+    ) -> Result<GaeOut<Self>> {
+        no_kernel("gae")
+    }
+
+    fn masked_whiten(
+        &self,
+        _x: &Tensor<Self>,
+        _mask: &Tensor<Self>,
+        _keep_mean: bool,
+        _eps: f32,
+    ) -> Result<WhitenOut<Self>> {
+        no_kernel("masked_whiten")
     }
 
     fn adamw_step(

@@ -110,3 +110,39 @@ pub(crate) fn positive(op: &'static str, name: &'static str, value: f32) -> Resu
     }
     Ok(())
 }
+
+/// The arguments of a masked RL op: `floats` of one float dtype and `dims`, and `mask` u32 of the
+/// same dims. Returns the float dtype.
+pub(crate) fn masked<B: Backend>(
+    op: &'static str,
+    floats: &[(&'static str, &Tensor<B>)],
+    mask: &Tensor<B>,
+) -> Result<DType> {
+    let dtype = same_float(op, floats)?;
+    for &arg in &floats[1..] {
+        same_shape(op, floats[0], arg)?;
+    }
+    self::dtype(op, "mask", mask, DType::U32)?;
+    same_shape(op, floats[0], ("mask", mask))?;
+    Ok(dtype)
+}
+
+/// Fails on the first mask element that is neither 0 nor 1, naming its row (of `cols` elements),
+/// column and value.
+pub(crate) fn binary_mask(op: &'static str, mask: &[u32], cols: usize) -> Result<()> {
+    match mask.iter().position(|&m| m > 1) {
+        Some(i) => Err(Error::argument(
+            op,
+            format!("mask value {} at row {}, column {} is neither 0 nor 1", mask[i], i / cols.max(1), i % cols.max(1)),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `value` in the half-open range `[lo, hi)`.
+pub(crate) fn in_range(op: &'static str, name: &'static str, value: f32, lo: f32, hi: f32) -> Result<()> {
+    if !(value >= lo && value < hi) {
+        return Err(Error::argument(op, format!("`{name}` must be in [{lo}, {hi}), got {value}")));
+    }
+    Ok(())
+}

@@ -29,7 +29,7 @@ pub enum KlEstimator {
 }
 
 impl KlEstimator {
-    fn value(self, log_ratio: f32) -> f32 {
+    pub(crate) fn value(self, log_ratio: f32) -> f32 {
         match self {
             KlEstimator::K1 => log_ratio,
             KlEstimator::K2 => 0.5 * log_ratio * log_ratio,
@@ -38,7 +38,7 @@ impl KlEstimator {
     }
 
     /// Derivative with respect to `log r` (and so to the policy's log-prob).
-    fn derivative(self, log_ratio: f32) -> f32 {
+    pub(crate) fn derivative(self, log_ratio: f32) -> f32 {
         match self {
             KlEstimator::K1 => 1.0,
             KlEstimator::K2 => log_ratio,

@@ -1,0 +1,229 @@
+//! PPO's clipped surrogate (Schulman et al. 2017) with an optional dual clip (Ye et al. 2020),
+//! reduced to one scalar over the response tokens, with its gradient.
+//!
+//! Shapes: `logprob`, `old_logprob`, `advantages` `[B, T]` of one float dtype; `mask` `[B, T]`
+//! u32, 1 for a token that counts (a response token) and 0 otherwise (prompt, padding). Per
+//! token, with the ratio `r = e^(logprob − old_logprob)` and advantage `A`:
+//!
+//! - `l = max(−A·r, −A·clip(r, 1 − ε_low, 1 + ε_high))`;
+//! - with a dual clip `c > 1`, tokens with `A < 0` get `l = min(l, −c·A)`, which bounds the loss
+//!   of a negative-advantage token whose ratio has run away.
+//!
+//! Reduction to `L = Σ w·l` over masked tokens ([`LossReduction`]): token mean `w = 1/Σ m`, or
+//! sequence mean `w = 1/(n_b·S)` with `n_b` the tokens of row `b` and `S` the rows that have any.
+//! No masked token gives `L = 0`.
+//!
+//! "Backward" comes with the forward since the loss is a scalar: `d(logprob)` `[B, T]` in the
+//! inputs' dtype, `w·(−A·r)` where the unclipped term is the larger and 0 where a clip is active
+//! (its term is flat in `logprob`); 0 off the mask. `old_logprob` and the advantages get none.
+//!
+//! Statistics over masked tokens: the fraction where the ratio clip is active, the fraction where
+//! the dual clip is, and the approximate KL(π_old ‖ π) as the token mean of `(r − 1) − log r`
+//! (Schulman's k3 with samples from π_old). Sums accumulate in f64, in index order, on one thread:
+//! `N = B·T` is small next to the model's tensors.
+
+use super::check;
+use crate::cpu::{f32_data, from_f32, u32_data};
+use crate::{Backend, Cpu, Error, Result, Tensor};
+
+const OP: &str = "ppo_loss";
+
+/// How per-token losses become one scalar (shared by the RL losses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossReduction {
+    /// Mean over every masked token of the batch: long responses weigh more (DAPO's token-level
+    /// aggregation).
+    TokenMean,
+    /// Mean over each row's masked tokens, then over the rows that have any (the original GRPO
+    /// and PPO-for-LM aggregation).
+    SequenceMean,
+}
+
+impl LossReduction {
+    /// Per-token weights `w` `[B·T]`, `L = Σ w·l`, for a 0/1 `mask` of rows of `t` tokens.
+    pub(crate) fn weights(self, mask: &[u32], t: usize) -> Vec<f32> {
+        match self {
+            LossReduction::TokenMean => {
+                let count = mask.iter().filter(|&&m| m == 1).count();
+                let w = if count == 0 { 0.0 } else { 1.0 / count as f32 };
+                mask.iter().map(|&m| if m == 1 { w } else { 0.0 }).collect()
+            }
+            LossReduction::SequenceMean => {
+                let per_row: Vec<usize> = mask.chunks(t).map(|row| row.iter().filter(|&&m| m == 1).count()).collect();
+                let rows = per_row.iter().filter(|&&n| n > 0).count();
+                let mut weights = Vec::with_capacity(mask.len());
+                for (row, &n) in mask.chunks(t).zip(&per_row) {
+                    let w = if n == 0 { 0.0 } else { 1.0 / (n * rows) as f32 };
+                    weights.extend(row.iter().map(|&m| if m == 1 { w } else { 0.0 }));
+                }
+                weights
+            }
+        }
+    }
+}
+
+/// Settings of [`Backend::ppo_loss`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PpoLossConfig {
+    /// The ratio is clipped below at `1 − clip_low`, in `[0, 1)`.
+    pub clip_low: f32,
+    /// The ratio is clipped above at `1 + clip_high`, `>= 0` (above `clip_low`: DAPO's
+    /// clip-higher).
+    pub clip_high: f32,
+    /// `c > 1`: the loss of a token with a negative advantage is at most `−c·A`.
+    pub dual_clip: Option<f32>,
+    pub reduction: LossReduction,
+}
+
+impl PpoLossConfig {
+    /// The symmetric clip `[1 − eps, 1 + eps]`, no dual clip, token mean.
+    pub fn new(eps: f32) -> Self {
+        PpoLossConfig { clip_low: eps, clip_high: eps, dual_clip: None, reduction: LossReduction::TokenMean }
+    }
+
+    pub(crate) fn validate(&self, op: &'static str) -> Result<()> {
+        check::in_range(op, "clip_low", self.clip_low, 0.0, 1.0)?;
+        check::in_range(op, "clip_high", self.clip_high, 0.0, f32::INFINITY)?;
+        match self.dual_clip {
+            Some(c) if !(c.is_finite() && c > 1.0) => {
+                Err(Error::argument(op, format!("`dual_clip` must be finite and above 1, got {c}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Statistics of a clipped policy loss over its masked tokens (all 0 when there are none).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PolicyLossStats {
+    /// Fraction of tokens whose ratio clip is active (gradient cut off).
+    pub clip_fraction: f32,
+    /// Fraction of tokens whose dual clip is active.
+    pub dual_clip_fraction: f32,
+    /// Token mean of `(r − 1) − log r`, an estimate of KL(π_old ‖ π).
+    pub approx_kl: f32,
+    /// Masked tokens.
+    pub tokens: usize,
+}
+
+/// Result of [`Backend::ppo_loss`].
+pub struct PpoLossOut<B: Backend> {
+    pub loss: f32,
+    /// `dL/d(logprob)` `[B, T]`.
+    pub dlogprob: Tensor<B>,
+    pub stats: PolicyLossStats,
+}
+
+/// The clipped surrogate of one token.
+pub(crate) struct TokenSurrogate {
+    pub loss: f32,
+    /// `dl/d(logprob)`.
+    pub grad: f32,
+    pub clipped: bool,
+    pub dual_clipped: bool,
+}
+
+/// The clipped surrogate of a token with `log r = log_ratio` and advantage `advantage`.
+pub(crate) fn surrogate(log_ratio: f32, advantage: f32, config: &PpoLossConfig) -> TokenSurrogate {
+    let ratio = log_ratio.exp();
+    let unclipped = -advantage * ratio;
+    let clipped = -advantage * ratio.clamp(1.0 - config.clip_low, 1.0 + config.clip_high);
+    // Ties (the ratio inside the clip range) take the unclipped branch, whose gradient is right.
+    let mut token = if clipped > unclipped {
+        TokenSurrogate { loss: clipped, grad: 0.0, clipped: true, dual_clipped: false }
+    } else {
+        TokenSurrogate { loss: unclipped, grad: unclipped, clipped: false, dual_clipped: false }
+    };
+    if let Some(c) = config.dual_clip {
+        let bound = -c * advantage;
+        if advantage < 0.0 && token.loss > bound {
+            token = TokenSurrogate { loss: bound, grad: 0.0, clipped: false, dual_clipped: true };
+        }
+    }
+    token
+}
+
+/// Running sums of a clipped policy loss over masked tokens, in index order.
+#[derive(Default)]
+pub(crate) struct SurrogateSums {
+    loss: f64,
+    clipped: usize,
+    dual_clipped: usize,
+    approx_kl: f64,
+    tokens: usize,
+}
+
+impl SurrogateSums {
+    pub fn add(&mut self, weight: f32, log_ratio: f32, token: &TokenSurrogate) {
+        self.loss += f64::from(weight) * f64::from(token.loss);
+        self.clipped += usize::from(token.clipped);
+        self.dual_clipped += usize::from(token.dual_clipped);
+        self.approx_kl += f64::from(log_ratio.exp_m1() - log_ratio);
+        self.tokens += 1;
+    }
+
+    /// The loss so far.
+    pub fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    pub fn stats(&self) -> PolicyLossStats {
+        if self.tokens == 0 {
+            return PolicyLossStats::default();
+        }
+        let n = self.tokens as f64;
+        PolicyLossStats {
+            clip_fraction: (self.clipped as f64 / n) as f32,
+            dual_clip_fraction: (self.dual_clipped as f64 / n) as f32,
+            approx_kl: (self.approx_kl / n) as f32,
+            tokens: self.tokens,
+        }
+    }
+}
+
+/// Checks [`Backend::ppo_loss`]'s arguments: three `[B, T]` floats of one dtype, a `[B, T]` u32
+/// mask, a valid config. Returns `(B, T)`.
+pub fn check_ppo_loss<B: Backend>(
+    logprob: &Tensor<B>,
+    old_logprob: &Tensor<B>,
+    advantages: &Tensor<B>,
+    mask: &Tensor<B>,
+    config: &PpoLossConfig,
+) -> Result<(usize, usize)> {
+    let floats = [("logprob", logprob), ("old_logprob", old_logprob), ("advantages", advantages)];
+    check::masked(OP, &floats, mask)?;
+    check::rank(OP, "logprob", logprob, 2)?;
+    config.validate(OP)?;
+    Ok((logprob.dims()[0], logprob.dims()[1]))
+}
+
+pub(crate) fn ppo_loss_cpu(
+    logprob: &Tensor<Cpu>,
+    old_logprob: &Tensor<Cpu>,
+    advantages: &Tensor<Cpu>,
+    mask: &Tensor<Cpu>,
+    config: &PpoLossConfig,
+) -> Result<PpoLossOut<Cpu>> {
+    let (_, t) = check_ppo_loss(logprob, old_logprob, advantages, mask, config)?;
+    let m = u32_data(mask);
+    check::binary_mask(OP, m, t)?;
+    let weights = config.reduction.weights(m, t);
+    let (lp, old, adv) = (f32_data(logprob), f32_data(old_logprob), f32_data(advantages));
+    let mut sums = SurrogateSums::default();
+    let grad = (0..m.len())
+        .map(|i| {
+            if m[i] == 0 {
+                return 0.0;
+            }
+            let log_ratio = lp[i] - old[i];
+            let token = surrogate(log_ratio, adv[i], config);
+            sums.add(weights[i], log_ratio, &token);
+            weights[i] * token.grad
+        })
+        .collect();
+    Ok(PpoLossOut {
+        loss: sums.loss() as f32,
+        dlogprob: from_f32(logprob.dims(), grad, logprob.dtype()),
+        stats: sums.stats(),
+    })
+}
