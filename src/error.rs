@@ -5,6 +5,8 @@ pub enum CliError {
     Runtime(#[from] runtime::Error),
     #[error(transparent)]
     Model(#[from] models::ModelError),
+    #[error(transparent)]
+    Algorithm(#[from] algorithms::Error),
     #[error("{0}")]
     Usage(String),
 }

@@ -1,6 +1,7 @@
 //! `rlhf`: the command line of rlhf-rs.
 
 mod bench;
+mod demo_cmd;
 mod error;
 mod infer;
 mod kernels_cmd;
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job: SFT, PPO and GRPO on a bundled task, evaluated on held-out prompts.
+    Demo(demo_cmd::DemoArgs),
     /// Time the core ops (GEMM, attention, fused log-prob, LayerNorm) forward and backward.
     Bench(bench::BenchArgs),
     /// Per-token log-probs of a sequence under a checkpoint.
@@ -31,6 +34,7 @@ enum Command {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Demo(args) => demo_cmd::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Kernels(command) => kernels_cmd::run(&command),
         Command::Logprobs(args) => infer::logprobs(&args),

@@ -87,3 +87,25 @@ fn kernels_test_without_cuda_tools_says_how_to_install_them() {
     assert!(!out.status.success());
     assert!(stderr.contains("RLHF_CUDA_TOOLS") && stderr.contains("scripts/setup-cuda-tools.sh"), "{stderr}");
 }
+
+/// The main job end to end in its quick form: the files it promises, and PPO and GRPO both
+/// clearly above the SFT policy on held-out prompts.
+#[test]
+fn quick_demo_improves_on_sft_and_writes_its_reports() {
+    let out = std::env::temp_dir().join(format!("rlhf-demo-test-{}", std::process::id()));
+    let (ok, stdout, stderr) = rlhf(&["demo", "--quick", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("PPO") && stdout.contains("GRPO"), "{stdout}");
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["task"], "arith");
+    let gold = |k: &str| summary[k]["gold"].as_f64().unwrap();
+    assert!(gold("ppo") >= gold("sft") + 0.15, "{summary}");
+    assert!(gold("grpo") >= gold("sft") + 0.15, "{summary}");
+    assert!(summary["ppo"]["kl"].as_f64().unwrap() > 0.0, "{summary}");
+    for file in ["metrics.jsonl", "reward.png", "gold.png", "kl.png", "tokenizer.json", "sft/model.safetensors", "ppo/config.json"] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert!(lines.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -2,6 +2,7 @@
 //! fine-tuning, evaluation, rollouts, PPO (with a critic) and GRPO.
 
 mod error;
+pub mod demo;
 pub mod eval;
 pub mod grpo;
 pub mod model;
