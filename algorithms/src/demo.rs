@@ -101,6 +101,15 @@ pub struct DemoSummary {
     pub seconds: f64,
 }
 
+/// One RL step on the curves.
+#[derive(Debug, Clone, Copy)]
+struct CurvePoint {
+    step: f64,
+    reward: f64,
+    gold: f64,
+    kl: f64,
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Serialize)]
 struct MetricsLine {
@@ -179,7 +188,7 @@ pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut d
     let mut ppo_curve = Vec::new();
     for step in 0..budget.rl_steps {
         let m = ppo.step(backend, &tokenizer, task, &mut reward)?;
-        ppo_curve.push((step as f64, m.reward as f64, m.gold as f64, m.kl as f64));
+        ppo_curve.push(CurvePoint { step: step as f64, reward: m.reward.into(), gold: m.gold.into(), kl: m.kl.into() });
         log(MetricsLine {
             stage: Stage::Ppo,
             step,
@@ -206,7 +215,7 @@ pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut d
     let mut grpo_curve = Vec::new();
     for step in 0..budget.rl_steps {
         let m = grpo.step(backend, &tokenizer, task, &mut reward)?;
-        grpo_curve.push((step as f64, m.reward as f64, m.gold as f64, m.kl as f64));
+        grpo_curve.push(CurvePoint { step: step as f64, reward: m.reward.into(), gold: m.gold.into(), kl: m.kl.into() });
         log(MetricsLine {
             stage: Stage::Grpo,
             step,
@@ -244,14 +253,16 @@ pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut d
 }
 
 /// `reward.png`, `gold.png` and `kl.png`: PPO and GRPO per training step.
-fn plot_curves(out: &Path, ppo: &[(f64, f64, f64, f64)], grpo: &[(f64, f64, f64, f64)]) -> Result<()> {
-    let pick = |curve: &[(f64, f64, f64, f64)], f: fn(&(f64, f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
-        curve.iter().map(|p| (p.0, f(p))).collect()
-    };
-    let charts: [(&str, &str, fn(&(f64, f64, f64, f64)) -> f64); 3] =
-        [("reward", "reward (training signal)", |p| p.1), ("gold", "gold reward", |p| p.2), ("kl", "KL to reference", |p| p.3)];
-    for (file, title, f) in charts {
-        let series = [Series { name: "PPO", points: pick(ppo, f) }, Series { name: "GRPO", points: pick(grpo, f) }];
+fn plot_curves(out: &Path, ppo: &[CurvePoint], grpo: &[CurvePoint]) -> Result<()> {
+    type Pick = fn(&CurvePoint) -> f64;
+    let charts: [(&str, &str, Pick); 3] = [
+        ("reward", "reward (training signal)", |p| p.reward),
+        ("gold", "gold reward", |p| p.gold),
+        ("kl", "KL to reference", |p| p.kl),
+    ];
+    for (file, title, pick) in charts {
+        let points = |curve: &[CurvePoint]| curve.iter().map(|p| (p.step, pick(p))).collect();
+        let series = [Series { name: "PPO", points: points(ppo) }, Series { name: "GRPO", points: points(grpo) }];
         line_chart(&out.join(format!("{file}.png")), title, "step", file, &series)?;
     }
     Ok(())
