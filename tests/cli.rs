@@ -109,3 +109,21 @@ fn quick_demo_improves_on_sft_and_writes_its_reports() {
     assert!(lines.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// `rlhf kernels report --json`: ptxas resources per kernel and architecture, with no spills, and
+/// the emulator's counts for every kernel that has an Emu op.
+#[test]
+fn kernels_report_has_resources_and_emulator_counts() {
+    let (ok, stdout, stderr) = rlhf(&["kernels", "report", "--json"]);
+    assert!(ok, "{stderr}");
+    let rows: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert!(rows.iter().any(|r| r["arch"] == "sm_80") && rows.iter().any(|r| r["arch"] == "sm_90"));
+    for r in &rows {
+        assert_eq!(r["spill_bytes"], 0, "{r}");
+        assert!(r["registers"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["emu_launches"].as_u64().unwrap() > 0, "{r}");
+        let coalescing = r["coalescing"].as_f64().unwrap();
+        assert!(coalescing > 0.0 && coalescing <= 1.0, "{r}");
+        assert!(r["global_bytes_per_launch"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}

@@ -24,6 +24,6 @@ mod tensor;
 pub use backend::Backend;
 pub use cpu::{Cpu, CpuBuffer};
 pub use dtype::DType;
-pub use emu_backend::{Emu, EmuDevice};
+pub use emu_backend::{Emu, EmuDevice, KernelStats};
 pub use error::{Error, Result};
 pub use tensor::{Shape, Tensor};

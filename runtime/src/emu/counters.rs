@@ -20,6 +20,9 @@ pub struct Counters {
     /// coalescing efficiency.
     pub global_load_sectors: u64,
     pub global_store_sectors: u64,
+    /// Per request, the requested bytes capped at the sectors' bytes (lanes reading one address
+    /// together count once): the numerator of [`Counters::global_coalescing`].
+    pub global_useful_bytes: u64,
     pub shared_load_requests: u64,
     pub shared_store_requests: u64,
     /// Shared-memory wavefronts; each request needs at least one, more with bank conflicts.
@@ -31,6 +34,36 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Adds `other`'s counts to these (totals over several launches).
+    pub fn accumulate(&mut self, other: &Counters) {
+        for (a, b) in self.by_class.iter_mut().zip(&other.by_class) {
+            *a += b;
+        }
+        self.thread_instructions += other.thread_instructions;
+        self.global_load_requests += other.global_load_requests;
+        self.global_store_requests += other.global_store_requests;
+        self.global_load_bytes += other.global_load_bytes;
+        self.global_store_bytes += other.global_store_bytes;
+        self.global_load_sectors += other.global_load_sectors;
+        self.global_store_sectors += other.global_store_sectors;
+        self.global_useful_bytes += other.global_useful_bytes;
+        self.shared_load_requests += other.shared_load_requests;
+        self.shared_store_requests += other.shared_store_requests;
+        self.shared_wavefronts += other.shared_wavefronts;
+        self.atomic_requests += other.atomic_requests;
+        self.barriers += other.barriers;
+    }
+
+    /// Useful global bytes over the bytes of the 32-byte sectors fetched to serve them
+    /// (1.0 = perfectly coalesced); 1.0 when nothing was requested.
+    pub fn global_coalescing(&self) -> f64 {
+        let sectors = self.global_load_sectors + self.global_store_sectors;
+        if sectors == 0 {
+            return 1.0;
+        }
+        self.global_useful_bytes as f64 / (32 * sectors) as f64
+    }
+
     pub fn class(&self, class: Class) -> u64 {
         self.by_class[class as usize]
     }
@@ -71,6 +104,7 @@ impl Counters {
             distinct = 1 + sectors.windows(2).filter(|w| w[0] != w[1]).count() as u64;
         }
         let total = mask.count_ones() as u64 * bytes as u64;
+        self.global_useful_bytes += total.min(32 * distinct);
         if store {
             self.global_store_requests += 1;
             self.global_store_bytes += total;

@@ -7,15 +7,24 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use kernels::Entry;
 
 use crate::compile::{Arch, Compiler};
-use crate::emu::{Device, DevicePtr, KernelArg, LaunchConfig, Module, MAX_SHARED_BYTES};
+use crate::emu::{Counters, Device, DevicePtr, KernelArg, LaunchConfig, Module, MAX_SHARED_BYTES};
 use crate::gpu::{ArgValue, GpuDevice, Launch};
 use crate::{Error, Result};
 
-/// Emulated device memory, the compiler, and the modules loaded so far (keyed by op stem).
+/// Emulated device memory, the compiler, the modules loaded so far (keyed by op stem), and the
+/// emulator's counters summed per kernel entry point.
 pub struct EmuDevice {
     memory: Mutex<Device>,
     compiler: Compiler,
     modules: Mutex<HashMap<&'static str, Arc<Module>>>,
+    stats: Mutex<HashMap<&'static str, KernelStats>>,
+}
+
+/// What the launches of one kernel entry point did, summed.
+#[derive(Debug, Clone, Default)]
+pub struct KernelStats {
+    pub launches: u64,
+    pub counters: Counters,
 }
 
 /// A poisoned lock only means another thread panicked mid-call; the emulator's state is still
@@ -32,7 +41,15 @@ impl EmuDevice {
             memory: Mutex::new(memory),
             compiler,
             modules: Mutex::new(HashMap::new()),
+            stats: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The counters of every kernel launched so far, by entry point, sorted by name.
+    pub(crate) fn kernel_stats(&self) -> Vec<(&'static str, KernelStats)> {
+        let mut stats: Vec<_> = lock(&self.stats).iter().map(|(k, v)| (*k, v.clone())).collect();
+        stats.sort_by_key(|(name, _)| *name);
+        stats
     }
 
     /// Bytes held by live allocations.
@@ -102,7 +119,11 @@ impl GpuDevice for EmuDevice {
                 ArgValue::F32(v) => KernelArg::F32(v),
             })
             .collect();
-        lock(&self.memory).launch(&module, entry.name, config, &args)?;
+        let report = lock(&self.memory).launch(&module, entry.name, config, &args)?;
+        let mut stats = lock(&self.stats);
+        let entry_stats = stats.entry(entry.name).or_default();
+        entry_stats.launches += 1;
+        entry_stats.counters.accumulate(&report.counters);
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ mod device;
 
 use std::sync::Arc;
 
-pub use device::EmuDevice;
+pub use device::{EmuDevice, KernelStats};
 
 use crate::compile::{Compiler, SETUP_SCRIPT, TOOLS_ENV};
 use crate::gpu::{transfer, GpuBackend, GpuBuffer};
@@ -67,6 +67,12 @@ impl Emu {
     /// the kernels loaded so far): what a leak check looks at.
     pub fn allocated_bytes(&self) -> usize {
         self.device.allocated_bytes()
+    }
+
+    /// The emulator's counters summed per kernel entry point over every launch so far (global
+    /// bytes, 32-byte sectors, shared wavefronts, barriers, ...), sorted by name.
+    pub fn kernel_stats(&self) -> Vec<(&'static str, KernelStats)> {
+        self.device.kernel_stats()
     }
 }
 
