@@ -1,10 +1,11 @@
 //! RLHF algorithms built on `models` and `runtime`: the bundled tasks, their tokenizers, supervised
-//! fine-tuning and evaluation (reward models, critic, PPO and GRPO build on these).
+//! fine-tuning, evaluation and reward models (critic, PPO and GRPO build on these).
 
 mod error;
 pub mod eval;
 pub mod model;
 pub mod optim;
+pub mod reward;
 pub mod rng;
 pub mod sft;
 pub mod tasks;

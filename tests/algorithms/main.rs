@@ -1,4 +1,5 @@
-//! The algorithms crate: bundled tasks, annotator, tokenizers, optimizer, SFT and evaluation.
+//! The algorithms crate: bundled tasks, annotator, tokenizers, optimizer, SFT, evaluation and
+//! reward models.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -6,6 +7,8 @@ mod common;
 mod annotator;
 mod eval;
 mod optim;
+mod reward_denoise;
+mod reward_train;
 mod sft;
 mod successor;
 mod tasks;
