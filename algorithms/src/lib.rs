@@ -1,5 +1,5 @@
 //! RLHF algorithms built on `models` and `runtime`: the bundled tasks, their tokenizers, supervised
-//! fine-tuning, evaluation, rollouts, PPO (with a critic) and GRPO.
+//! fine-tuning, evaluation, reward models, rollouts, PPO (with a critic) and GRPO.
 
 mod error;
 pub mod demo;
@@ -9,6 +9,7 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod ppo;
+pub mod reward;
 pub mod rng;
 pub mod rollout;
 pub mod sft;

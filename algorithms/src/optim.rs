@@ -56,6 +56,9 @@ pub struct Optimizer<B: Backend> {
     m: ParamSet<B>,
     v: ParamSet<B>,
     steps: u32,
+    /// Updates each parameter has received: its AdamW bias correction counts these, so that a
+    /// parameter frozen for a while starts like a fresh one when it is released.
+    param_steps: Vec<u32>,
 }
 
 impl<B: Backend> Optimizer<B> {
@@ -77,6 +80,7 @@ impl<B: Backend> Optimizer<B> {
             m: params.zeros_like(backend, DType::F32)?,
             v: params.zeros_like(backend, DType::F32)?,
             steps: 0,
+            param_steps: vec![0; params.len()],
         })
     }
 
@@ -92,24 +96,49 @@ impl<B: Backend> Optimizer<B> {
         &mut self,
         backend: &B,
         params: &mut ParamSet<B>,
-        mut grads: ParamSet<B>,
+        grads: ParamSet<B>,
         lr: f32,
     ) -> Result<StepStats> {
-        if grads.len() != params.len() {
-            return Err(Error::Config(format!("optimizer: {} gradients for {} parameters", grads.len(), params.len())));
+        let all = vec![1.0; params.len()];
+        self.step_scaled(backend, params, grads, lr, &all)
+    }
+
+    /// [`Optimizer::step`] with parameter `i` at rate `lr·lr_scale[i]`. A parameter with scale 0
+    /// is frozen: it, its moments and its step count stay as they are (no weight decay either),
+    /// and its gradient neither counts towards the norm nor is clipped.
+    pub fn step_scaled(
+        &mut self,
+        backend: &B,
+        params: &mut ParamSet<B>,
+        mut grads: ParamSet<B>,
+        lr: f32,
+        lr_scale: &[f32],
+    ) -> Result<StepStats> {
+        if grads.len() != params.len() || lr_scale.len() != params.len() {
+            return Err(Error::Config(format!(
+                "optimizer: {} gradients and {} rate scales for {} parameters",
+                grads.len(),
+                lr_scale.len(),
+                params.len()
+            )));
+        }
+        if let Some(bad) = lr_scale.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
+            return Err(Error::Config(format!("optimizer: a rate scale must be finite and >= 0, got {bad}")));
         }
         let bound = if self.max_grad_norm.is_finite() { self.max_grad_norm } else { f32::MAX };
-        let grad_norm = clip_grad_norm(backend, &mut grads.tensors_mut().iter_mut().collect::<Vec<_>>(), bound)?;
+        let mut clipped: Vec<_> =
+            grads.tensors_mut().iter_mut().zip(lr_scale).filter(|(_, &s)| s > 0.0).map(|(g, _)| g).collect();
+        let grad_norm = clip_grad_norm(backend, &mut clipped, bound)?;
         if !grad_norm.is_finite() {
             return Ok(StepStats { grad_norm, skipped: true });
         }
         self.steps += 1;
-        let matrices = AdamW { lr, ..self.hyper };
-        let vectors = AdamW { weight_decay: 0.0, ..matrices };
-        for i in 0..params.len() {
-            let hyper = if params.get(i).dims().len() >= 2 { &matrices } else { &vectors };
+        for i in (0..params.len()).filter(|&i| lr_scale[i] > 0.0) {
+            let decay = if params.get(i).dims().len() >= 2 { self.hyper.weight_decay } else { 0.0 };
+            let hyper = AdamW { lr: lr * lr_scale[i], weight_decay: decay, ..self.hyper };
             let (m, v) = (self.m.get_mut(i), self.v.get_mut(i));
-            backend.adamw_step(params.get_mut(i), grads.get(i), m, v, hyper, self.steps)?;
+            self.param_steps[i] += 1;
+            backend.adamw_step(params.get_mut(i), grads.get(i), m, v, &hyper, self.param_steps[i])?;
         }
         Ok(StepStats { grad_norm, skipped: false })
     }

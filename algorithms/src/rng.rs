@@ -64,3 +64,32 @@ impl Rng {
         }
     }
 }
+
+/// Batches of indices into `0..len`, drawn in shuffled epochs: each epoch visits every index once,
+/// and a batch that runs past the end of an epoch continues into a freshly shuffled one.
+#[derive(Debug, Clone)]
+pub struct Epochs {
+    rng: Rng,
+    len: usize,
+    order: Vec<usize>,
+}
+
+impl Epochs {
+    pub fn new(len: usize, rng: Rng) -> Self {
+        Epochs { rng, len, order: Vec::new() }
+    }
+
+    /// The next `size` indices (none when `len` is 0).
+    pub fn next_batch(&mut self, size: usize) -> Vec<usize> {
+        let mut batch = Vec::with_capacity(size);
+        while batch.len() < size && self.len > 0 {
+            if self.order.is_empty() {
+                self.order = (0..self.len).collect();
+                self.rng.shuffle(&mut self.order);
+            }
+            let take = (size - batch.len()).min(self.order.len());
+            batch.extend(self.order.drain(self.order.len() - take..));
+        }
+        batch
+    }
+}

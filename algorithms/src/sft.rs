@@ -12,7 +12,7 @@ use runtime::ops::adamw::AdamW;
 use runtime::{Backend, DType};
 
 use crate::optim::{LrSchedule, Optimizer};
-use crate::rng::Rng;
+use crate::rng::{Epochs, Rng};
 use crate::tasks::Example;
 use crate::tokenizer::TaskTokenizer;
 use crate::{Error, Result};
@@ -153,19 +153,10 @@ pub fn train_sft<B: Backend>(
         )));
     }
     let mut optimizer = Optimizer::new(backend, &model.params, config.adamw, config.max_grad_norm)?;
-    let mut rng = Rng::derived(config.seed, 5);
-    let mut order: Vec<usize> = Vec::new();
+    let mut epochs = Epochs::new(rows.len(), Rng::derived(config.seed, 5));
     let mut history = Vec::with_capacity(config.steps);
     for step in 0..config.steps {
-        let mut batch = Vec::with_capacity(config.batch_size);
-        while batch.len() < config.batch_size {
-            if order.is_empty() {
-                order = (0..rows.len()).collect();
-                rng.shuffle(&mut order);
-            }
-            let take = (config.batch_size - batch.len()).min(order.len());
-            batch.extend(order.drain(order.len() - take..).map(|i| &rows[i]));
-        }
+        let batch: Vec<&SftRow> = epochs.next_batch(config.batch_size).into_iter().map(|i| &rows[i]).collect();
         let BatchLoss { loss, grads, tokens } = loss_and_grads(backend, model, &batch, pad_id)?;
         let lr = config.schedule.at(step);
         let stats = optimizer.step(backend, &mut model.params, grads, lr)?;

@@ -1,5 +1,6 @@
 use crate::ops::adamw::AdamW;
 use crate::ops::attention::{AttentionGrads, AttentionOut};
+use crate::ops::bt_loss::{BtLossGrads, BtPairs};
 use crate::ops::cross_entropy::CrossEntropyOut;
 use crate::ops::gae::GaeOut;
 use crate::ops::gemm::{GemmGrads, GemmSpec};
@@ -290,6 +291,29 @@ pub trait Backend: Send + Sync + Sized {
     /// 0 elsewhere.
     fn masked_whiten(&self, x: &Tensor<Self>, mask: &Tensor<Self>, keep_mean: bool, eps: f32)
         -> Result<WhitenOut<Self>>;
+
+    // ---- reward-model losses: Bradley–Terry and binary outcome (crate::ops::bt_loss) ----
+
+    /// Per-pair Bradley–Terry loss `t·softplus(−Δ) + (1 − t)·softplus(Δ)` with
+    /// `Δ = r_c − r_r − margin` and `t = (1 − ε)·label + ε/2`; every input `[P]`, result `[P]` f32.
+    fn bt_loss_fwd(&self, pairs: BtPairs<'_, Self>, label_smoothing: f32) -> Result<Tensor<Self>>;
+    /// d(reward_chosen) `= dloss·(σ(Δ) − t)` and d(reward_rejected) `= −`that, for `dloss` `[P]` f32.
+    fn bt_loss_bwd(
+        &self,
+        pairs: BtPairs<'_, Self>,
+        label_smoothing: f32,
+        dloss: &Tensor<Self>,
+    ) -> Result<BtLossGrads<Self>>;
+    /// Binary cross-entropy of `reward` `[P]` read as a logit against `label` `[P]` in `[0, 1]`;
+    /// result `[P]` f32.
+    fn binary_reward_loss_fwd(&self, reward: &Tensor<Self>, label: &Tensor<Self>) -> Result<Tensor<Self>>;
+    /// d(reward) `= dloss·(σ(reward) − label)`.
+    fn binary_reward_loss_bwd(
+        &self,
+        reward: &Tensor<Self>,
+        label: &Tensor<Self>,
+        dloss: &Tensor<Self>,
+    ) -> Result<Tensor<Self>>;
 
     // ---- optimizer (crate::ops::adamw, crate::ops::grad_norm) ----
 

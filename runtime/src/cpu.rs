@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::ops::adamw::{self, AdamW};
 use crate::ops::attention::{self, AttentionGrads, AttentionOut};
+use crate::ops::bt_loss::{self, BtLossGrads, BtPairs};
 use crate::ops::cross_entropy::{self, CrossEntropyOut};
 use crate::ops::gae::{self, GaeOut};
 use crate::ops::gemm::{self, GemmGrads, GemmSpec};
@@ -504,6 +505,32 @@ impl Backend for Cpu {
         eps: f32,
     ) -> Result<WhitenOut<Self>> {
         masked_whiten::masked_whiten_cpu(x, mask, keep_mean, eps)
+    }
+
+    fn bt_loss_fwd(&self, pairs: BtPairs<'_, Self>, label_smoothing: f32) -> Result<Tensor<Self>> {
+        bt_loss::bt_forward_cpu(pairs, label_smoothing)
+    }
+
+    fn bt_loss_bwd(
+        &self,
+        pairs: BtPairs<'_, Self>,
+        label_smoothing: f32,
+        dloss: &Tensor<Self>,
+    ) -> Result<BtLossGrads<Self>> {
+        bt_loss::bt_backward_cpu(pairs, label_smoothing, dloss)
+    }
+
+    fn binary_reward_loss_fwd(&self, reward: &Tensor<Self>, label: &Tensor<Self>) -> Result<Tensor<Self>> {
+        bt_loss::binary_forward_cpu(reward, label)
+    }
+
+    fn binary_reward_loss_bwd(
+        &self,
+        reward: &Tensor<Self>,
+        label: &Tensor<Self>,
+        dloss: &Tensor<Self>,
+    ) -> Result<Tensor<Self>> {
+        bt_loss::binary_backward_cpu(reward, label, dloss)
     }
 
     fn adamw_step(

@@ -1,5 +1,5 @@
-//! The algorithms crate: bundled tasks, annotator, tokenizers, optimizer, SFT, evaluation, PPO and
-//! GRPO.
+//! The algorithms crate: bundled tasks, annotator, tokenizers, optimizer, SFT, evaluation, reward
+//! models, PPO and GRPO.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -10,6 +10,8 @@ mod grpo;
 mod optim;
 mod plot;
 mod ppo;
+mod reward_denoise;
+mod reward_train;
 mod rl_setup;
 mod sft;
 mod successor;

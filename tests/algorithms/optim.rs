@@ -100,3 +100,37 @@ fn optimizer_rejects_bf16_masters_and_mismatched_gradients() {
     let mut optimizer = Optimizer::new(&backend, &params, AdamW::default(), 1.0).unwrap();
     assert!(optimizer.step(&backend, &mut params, ParamSet::default(), 0.1).is_err());
 }
+
+#[test]
+fn scaled_step_freezes_and_scales_parameters() {
+    let backend = Cpu::new();
+    let mut params = ParamSet::default();
+    params.push("frozen", upload(&backend, &[2, 2], &[1.0, -2.0, 3.0, 0.5]));
+    params.push("slow", upload(&backend, &[2], &[1.0, 1.0]));
+    params.push("fast", upload(&backend, &[2], &[1.0, 1.0]));
+    let hyper = AdamW { lr: 0.0, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.5 };
+    // Clip at 1: the frozen parameter's large gradient must not shrink the others'.
+    let mut optimizer = Optimizer::new(&backend, &params, hyper, 1.0).unwrap();
+    let grads = |backend: &Cpu| {
+        let mut g = ParamSet::default();
+        g.push("frozen", upload(backend, &[2, 2], &[100.0; 4]));
+        g.push("slow", upload(backend, &[2], &[0.3, -0.4]));
+        g.push("fast", upload(backend, &[2], &[0.3, -0.4]));
+        g
+    };
+    let stats = optimizer.step_scaled(&backend, &mut params, grads(&backend), 0.1, &[0.0, 0.5, 1.0]).unwrap();
+    assert!((stats.grad_norm - 0.5f32.sqrt()).abs() < 1e-6, "the norm counts the trained parameters only: {stats:?}");
+    assert_eq!(backend.download_f32(params.get(0)).unwrap(), vec![1.0, -2.0, 3.0, 0.5], "no update, no decay");
+    // A first AdamW step moves each element by the rate against its gradient's sign.
+    assert_close("slow", &backend.download_f32(params.get(1)).unwrap(), &[0.95, 1.05], 1e-6, 1e-6);
+    assert_close("fast", &backend.download_f32(params.get(2)).unwrap(), &[0.9, 1.1], 1e-6, 1e-6);
+
+    // Released after a step, the parameter starts like a fresh one (its own bias correction):
+    // its first step is again the full rate with decay, 1 − 0.1·0.5·x − 0.1·sign(g).
+    optimizer.step_scaled(&backend, &mut params, grads(&backend), 0.1, &[1.0, 1.0, 1.0]).unwrap();
+    let want = [1.0 * 0.95 - 0.1, -2.0 * 0.95 - 0.1, 3.0 * 0.95 - 0.1, 0.5 * 0.95 - 0.1];
+    assert_close("released", &backend.download_f32(params.get(0)).unwrap(), &want, 1e-5, 1e-5);
+    assert_eq!(optimizer.steps(), 2);
+    assert!(optimizer.step_scaled(&backend, &mut params, grads(&backend), 0.1, &[1.0, 1.0]).is_err());
+    assert!(optimizer.step_scaled(&backend, &mut params, grads(&backend), 0.1, &[1.0, -1.0, 1.0]).is_err());
+}

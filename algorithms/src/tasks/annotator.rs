@@ -43,7 +43,12 @@ impl Annotator {
 
     /// Which of `first` and `second` (responses to `prompt`) the annotator prefers.
     pub fn label(&mut self, task: &dyn Task, prompt: &str, first: &str, second: &str) -> Label {
-        let gold = (task.gold_reward(prompt, first), task.gold_reward(prompt, second));
+        self.label_gold((task.gold_reward(prompt, first), task.gold_reward(prompt, second)))
+    }
+
+    /// The label for two responses whose gold rewards are already known (say, 0 for a response
+    /// that never finished, which the task's scorer would otherwise read as text).
+    pub fn label_gold(&mut self, gold: (f32, f32)) -> Label {
         let tie = gold.0 == gold.1;
         let gold_prefers_first = if tie { self.rng.bernoulli(0.5) } else { gold.0 > gold.1 };
         let flipped = self.rng.bernoulli(self.flip_fraction);

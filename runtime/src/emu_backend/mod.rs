@@ -19,6 +19,7 @@ use crate::gpu::{transfer, GpuBackend, GpuBuffer};
 use crate::ops::adamw::AdamW;
 use crate::ops::attention::{AttentionGrads, AttentionOut};
 use crate::ops::cross_entropy::{self, CrossEntropyOut};
+use crate::ops::bt_loss::{BtLossGrads, BtPairs};
 use crate::ops::gae::GaeOut;
 use crate::ops::gemm::{GemmGrads, GemmSpec};
 use crate::ops::grpo_loss::{GrpoLossConfig, GrpoLossOut};
@@ -408,6 +409,32 @@ impl Backend for Emu {
         _eps: f32,
     ) -> Result<WhitenOut<Self>> {
         no_kernel("masked_whiten")
+    }
+
+    fn bt_loss_fwd(&self, _pairs: BtPairs<'_, Self>, _label_smoothing: f32) -> Result<Tensor<Self>> {
+        no_kernel("bt_loss_fwd")
+    }
+
+    fn bt_loss_bwd(
+        &self,
+        _pairs: BtPairs<'_, Self>,
+        _label_smoothing: f32,
+        _dloss: &Tensor<Self>,
+    ) -> Result<BtLossGrads<Self>> {
+        no_kernel("bt_loss_bwd")
+    }
+
+    fn binary_reward_loss_fwd(&self, _reward: &Tensor<Self>, _label: &Tensor<Self>) -> Result<Tensor<Self>> {
+        no_kernel("binary_reward_loss_fwd")
+    }
+
+    fn binary_reward_loss_bwd(
+        &self,
+        _reward: &Tensor<Self>,
+        _label: &Tensor<Self>,
+        _dloss: &Tensor<Self>,
+    ) -> Result<Tensor<Self>> {
+        no_kernel("binary_reward_loss_bwd")
     }
 
     fn adamw_step(

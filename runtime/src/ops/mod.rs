@@ -4,6 +4,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod bt_loss;
 pub(crate) mod check;
 pub mod cross_entropy;
 pub mod elementwise;
