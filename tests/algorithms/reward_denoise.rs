@@ -39,32 +39,26 @@ fn strength_is_the_mean_and_population_deviation_over_members() {
     assert!(preference_strength(&[vec![1.0, 2.0], vec![1.0]]).is_err(), "members must score the same pairs");
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 #[test]
 fn each_denoising_rule_on_hand_built_strengths() {
     let pairs: Vec<PreferencePair> = (0..6).map(|i| pair(i, 1.0, (1.0, 0.0))).collect();
     let strengths = [
         Strength { mean: 2.0, std: 0.5 },   // clearly right: kept
         Strength { mean: -3.0, std: 1.0 },  // clearly wrong: flipped
-        Strength { mean: 0.2, std: 1.0 },   // members disagree: soft σ(0.2)
-        Strength { mean: -0.5, std: 1.0 },  // negative, not clearly: soft σ(−0.5)
+        Strength { mean: 0.2, std: 1.0 },   // members disagree: softened
+        Strength { mean: -0.5, std: 1.0 },  // negative, not clearly: softened
         Strength { mean: -0.5, std: 0.25 }, // negative and clearly (z = −2): flipped
         Strength { mean: 10.0, std: 1.0 },  // kept; the margin saturates
     ];
-    let config = DenoiseConfig { margin_scale: 0.5, max_margin: 4.0, ..DenoiseConfig::default() };
+    let config = DenoiseConfig { margin_scale: 0.5, max_margin: 4.0, soft_label: 0.8, ..DenoiseConfig::default() };
     let (out, treatments, counts) = denoise(&pairs, &strengths, &config).unwrap();
     assert_eq!((counts.kept, counts.flipped, counts.softened), (2, 2, 2));
     assert_eq!(treatments[0], Treatment::Keep);
     assert_eq!(treatments[1], Treatment::Flip);
     assert_eq!(treatments[4], Treatment::Flip);
-    for (i, x) in [(2, 0.2), (3, -0.5)] {
-        match treatments[i] {
-            Treatment::Soft { label } => assert!(close(label, sigmoid(x)) && close(out[i].label, sigmoid(x)), "{label}"),
-            other => panic!("pair {i}: {other:?}"),
-        }
+    for i in [2, 3] {
+        assert_eq!(treatments[i], Treatment::Soft { label: 0.8 });
+        assert_eq!(out[i].label, 0.8);
     }
     // Kept: unchanged but for the margin 0.5·|μ|.
     assert_eq!(out[0], PreferencePair { margin: 1.0, ..pairs[0].clone() });
@@ -83,11 +77,15 @@ fn each_denoising_rule_on_hand_built_strengths() {
     let (out, treatments, _) = denoise(&pairs, &strengths, &flip_only).unwrap();
     assert_eq!(treatments[..5], [Treatment::Keep, Treatment::Flip, Treatment::Keep, Treatment::Keep, Treatment::Flip]);
     assert_eq!((out[2].margin, out[3].margin), (0.1, 0.0));
-    // Without flips the clearly wrong pairs are softened instead (their label turned below one half).
+    // Without flips the clearly wrong pairs are softened instead.
     let soft_only = DenoiseConfig { flip: false, ..config };
     let (out, treatments, _) = denoise(&pairs, &strengths, &soft_only).unwrap();
-    assert!(matches!(treatments[1], Treatment::Soft { .. }) && close(out[1].label, sigmoid(-3.0)));
+    assert_eq!((treatments[1], out[1].label), (Treatment::Soft { label: 0.8 }, 0.8));
     assert_eq!(out[1].chosen, pairs[1].chosen);
+    // A label that already points the other way is smoothed from below.
+    let reversed = PreferencePair { label: 0.0, ..pairs[2].clone() };
+    let (out, _, _) = denoise(&[reversed], &strengths[2..3], &config).unwrap();
+    assert!(close(out[0].label, 0.2), "{}", out[0].label);
     // Neither: every label stays; without a margin scale, so do the margins.
     let (out, treatments, _) = denoise(&pairs, &strengths, &DenoiseConfig { flip: false, soft_labels: false, margin_scale: 0.0, ..config }).unwrap();
     assert!(treatments.iter().all(|t| *t == Treatment::Keep));
@@ -122,18 +120,18 @@ fn audit_counts_corrections_damage_and_softened_ties() {
         pair(1, 1.0, (1.0, 0.0)), // right label, flipped: damage
         pair(2, 1.0, (0.0, 0.0)), // tie, softened
         pair(3, 1.0, (0.0, 1.0)), // wrong label, kept
-        pair(4, 1.0, (1.0, 0.0)), // right label, softened to 0.4: now counted wrong
+        pair(4, 0.0, (1.0, 0.0)), // wrong label (below one half), softened to 0.3: still wrong
     ];
     let strengths = [
         Strength { mean: -2.0, std: 0.1 },
         Strength { mean: -2.0, std: 0.1 },
         Strength { mean: 0.0, std: 1.0 },
         Strength { mean: 2.0, std: 0.1 },
-        Strength { mean: (0.4f32 / 0.6).ln(), std: 1.0 },
+        Strength { mean: 0.5, std: 1.0 },
     ];
     let (after, treatments, _) = denoise(&before, &strengths, &DenoiseConfig::default()).unwrap();
     let audit = audit_denoising(&before, &after, &treatments);
-    assert_eq!((audit.wrong_before, audit.wrong_after), (2, 3));
+    assert_eq!((audit.wrong_before, audit.wrong_after), (3, 3));
     assert_eq!((audit.flips_correcting, audit.flips_damaging), (1, 1));
     assert_eq!((audit.softened, audit.softened_ties, audit.ties), (2, 1, 1));
 }

@@ -7,10 +7,12 @@
 //!
 //! 1. **clearly negative**, `μ < −flip_z·σ`: the members agree the label is wrong. With `flip`,
 //!    chosen and rejected swap (the label stays hard).
-//! 2. **ambiguous**, `|μ| < soft_z·σ` (the members disagree about the sign), or negative but not
-//!    clearly so: with `soft_labels`, the label becomes `σ(μ)`, the ensemble's own probability
-//!    that the chosen response wins (below one half for a negative `μ`, so a doubtful label is
-//!    turned down rather than overturned), and the margin 0.
+//! 2. **doubtful**, `|μ| < soft_z·σ` (the members disagree about the sign) or negative but not
+//!    clearly so: with `soft_labels`, the hard label is smoothed to `soft_label` (the report's
+//!    label smoothing of ambiguous pairs: the pair still counts, but the model is not pushed to
+//!    separate the two responses without bound), and the margin is 0. A fixed target rather than
+//!    the ensemble's own `σ(μ)`: reward differences have no fixed scale, and on a small one
+//!    `σ(μ)` is one half for every pair, which would erase the labels along with their noise.
 //! 3. otherwise, or when the rule that applies is switched off: **kept**.
 //!
 //! Adaptive margin: a kept or flipped pair whose strength agrees with its (new) label gets margin
@@ -30,6 +32,8 @@ pub struct DenoiseConfig {
     pub flip_z: f32,
     /// Soften when `|μ| < soft_z·σ` (or `μ < 0` without being flipped).
     pub soft_z: f32,
+    /// The target probability a softened pair gets (in the direction of its label).
+    pub soft_label: f32,
     /// Margin per unit of strength (0 = no adaptive margin).
     pub margin_scale: f32,
     /// Strength above which the margin stops growing.
@@ -38,7 +42,7 @@ pub struct DenoiseConfig {
 
 impl Default for DenoiseConfig {
     fn default() -> Self {
-        DenoiseConfig { flip: true, soft_labels: true, flip_z: 1.0, soft_z: 1.0, margin_scale: 0.0, max_margin: 4.0 }
+        DenoiseConfig { flip: true, soft_labels: true, flip_z: 1.0, soft_z: 1.0, soft_label: 0.7, margin_scale: 0.0, max_margin: 4.0 }
     }
 }
 
@@ -50,10 +54,6 @@ pub enum Treatment {
     Flip,
     /// Label replaced by `label`.
     Soft { label: f32 },
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 impl DenoiseConfig {
@@ -68,7 +68,7 @@ impl DenoiseConfig {
         }
         let doubtful = s.mean.abs() < self.soft_z * s.std || s.mean < 0.0;
         if doubtful && self.soft_labels {
-            return (Treatment::Soft { label: sigmoid(s.mean) }, margin(0.0));
+            return (Treatment::Soft { label: self.soft_label }, margin(0.0));
         }
         (Treatment::Keep, margin(s.mean))
     }
@@ -107,6 +107,9 @@ pub fn denoise(
             }
             Treatment::Soft { label } => {
                 counts.softened += 1;
+                // The label keeps its direction: a pair labelled the other way round (below one
+                // half) is smoothed from below.
+                let label = if pair.label >= 0.5 { label } else { 1.0 - label };
                 PreferencePair { label, ..pair.clone() }
             }
         };
