@@ -36,7 +36,7 @@ impl PreferencePair {
 
     /// Whether the label points the gold way; `None` on a gold tie.
     pub fn label_agrees_with_gold(&self) -> Option<bool> {
-        (!self.gold_tie()).then(|| (self.gold.0 > self.gold.1) == (self.label > 0.5))
+        (!self.gold_tie()).then_some((self.gold.0 > self.gold.1) == (self.label > 0.5))
     }
 
     /// The same comparison read the other way round: chosen and rejected swapped, the label
