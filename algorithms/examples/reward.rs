@@ -1,8 +1,9 @@
 //! Reward models on `arith` with noisy labels, on the Cpu backend: trains the SFT policy, samples
 //! preference pairs from it (two responses per prompt, 25% of labels flipped by the annotator),
 //! then compares reward models by held-out accuracy against the noisy labels and against gold:
-//! plain Bradley–Terry with and without GRM regularisation, ensemble denoising (flip, soft
-//! labels, adaptive margin), and clean labels as the ceiling.
+//! plain Bradley–Terry, with GRM regularisation, with the verifier's binary outcome loss, the
+//! ensemble's mean, ensemble denoising (flip, soft labels, adaptive margin), and clean labels as
+//! the ceiling.
 //!
 //! `cargo run --release -p algorithms --example reward -- [rm_steps] [members] [member_steps] [grm_alpha] [seed]`
 //!
@@ -103,6 +104,10 @@ fn main() -> algorithms::Result<()> {
     let grm = RewardConfig { loss: RewardLossConfig { grm_alpha: 0.5, ..config.loss }, ..config.clone() };
     let (acc, seconds) = train_and_evaluate(&backend, &policy, &train, &held_out, pad, &grm)?;
     report("noisy labels, plain BT + GRM 0.5", &acc, seconds);
+    // On a verifiable task the checker's 0/1 outcome can supervise each response directly.
+    let verified = RewardConfig { loss: RewardLossConfig { binary_weight: 1.0, ..config.loss }, ..config.clone() };
+    let (acc, seconds) = train_and_evaluate(&backend, &policy, &train, &held_out, pad, &verified)?;
+    report("noisy labels + binary outcome loss", &acc, seconds);
 
     let start = Instant::now();
     let member_config = RewardConfig { seed: 100 + 10 * seed, ..short };
@@ -112,8 +117,9 @@ fn main() -> algorithms::Result<()> {
     let held_out_strength = ensemble_strength(&backend, &ensemble, &held_out, pad)?;
     let mean: Vec<f32> = held_out_strength.iter().map(|s| s.mean).collect();
     report(&format!("ensemble of {members} x {member_steps} steps (mean)"), &pair_accuracy(&mean, &held_out), ensemble_seconds);
+    let flip_only = DenoiseConfig { soft_labels: false, ..DenoiseConfig::default() };
     for (name, denoise_config) in [
-        ("denoised: flip", DenoiseConfig { soft_labels: false, ..DenoiseConfig::default() }),
+        ("denoised: flip", flip_only),
         ("denoised: flip + soft", DenoiseConfig::default()),
         ("denoised: flip + soft + margin", DenoiseConfig { margin_scale: 0.5, ..DenoiseConfig::default() }),
     ] {

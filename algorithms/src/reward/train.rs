@@ -131,6 +131,48 @@ fn chosen_targets(pairs: &[&PreferencePair], len: usize) -> (Vec<u32>, usize) {
     (targets, counted)
 }
 
+/// The mean binary outcome loss of `rewards` `[P]` against `outcomes`; adds its gradient, each
+/// response weighted `weight`, to `grad`.
+fn binary_term<B: Backend>(
+    backend: &B,
+    rewards: &Tensor<B>,
+    outcomes: Vec<f32>,
+    weight: f32,
+    grad: &mut Tensor<B>,
+) -> Result<f32> {
+    let p = outcomes.len();
+    let y = upload(backend, outcomes)?;
+    let loss = mean(backend, &backend.binary_reward_loss_fwd(rewards, &y)?)?;
+    backend.axpy(grad, 1.0, &backend.binary_reward_loss_bwd(rewards, &y, &upload(backend, vec![weight; p])?)?)?;
+    Ok(loss)
+}
+
+/// GRM's regulariser: the mean next-token cross-entropy of the chosen responses (the first `P`
+/// of the batch's rows, `len` positions each) from the trunk's `hidden` states. Adds the LM
+/// head's gradient, weighted `alpha`, to `slots` and returns the loss and d(hidden).
+fn sft_term<B: Backend>(
+    backend: &B,
+    rm: &RewardModel<B>,
+    hidden: &Tensor<B>,
+    pairs: &[&PreferencePair],
+    len: usize,
+    alpha: f32,
+    slots: &mut GradSlots<B>,
+) -> Result<(f32, Tensor<B>)> {
+    let (layout, params) = (&rm.model.layout, &rm.model.params);
+    let (targets, counted) = chosen_targets(pairs, len);
+    let n = targets.len();
+    let targets = backend.upload_u32(&[n], &targets)?;
+    let logits = layout.logits(backend, params, hidden)?;
+    let ce = backend.cross_entropy_fwd(&logits, &targets, IGNORE)?;
+    let per_token = 1.0 / counted.max(1) as f32;
+    let loss = backend.download_f32(&ce.loss)?.iter().sum::<f32>() * per_token;
+    let dloss = upload(backend, vec![alpha * per_token; n])?;
+    let dlogits = backend.cross_entropy_bwd(&logits, &targets, &ce.lse, &dloss, IGNORE)?;
+    drop(logits);
+    Ok((loss, layout.logits_backward(backend, params, hidden, &dlogits, slots)?))
+}
+
 /// The loss of `pairs` under `rm` and its gradients.
 pub fn reward_loss_and_grads<B: Backend>(
     backend: &B,
@@ -170,15 +212,16 @@ pub fn reward_loss_and_grads<B: Backend>(
     let bt_grads = backend.bt_loss_bwd(bt_pairs, config.label_smoothing, &per_pair)?;
     let (mut dchosen, mut drejected) = (bt_grads.reward_chosen, bt_grads.reward_rejected);
 
-    let mut binary = 0.0;
-    if let Some(outcomes) = outcomes {
-        let per_response = upload(backend, vec![config.binary_weight / (2 * p) as f32; p])?;
-        for (rewards, grad, side) in [(&chosen, &mut dchosen, 0), (&rejected, &mut drejected, 1)] {
-            let y = upload(backend, outcomes.iter().map(|o| if side == 0 { o.0 } else { o.1 }).collect())?;
-            binary += mean(backend, &backend.binary_reward_loss_fwd(rewards, &y)?)? / 2.0;
-            backend.axpy(grad, 1.0, &backend.binary_reward_loss_bwd(rewards, &y, &per_response)?)?;
+    let binary = match outcomes {
+        Some(outcomes) => {
+            let per_response = config.binary_weight / (2 * p) as f32;
+            let chosen_term = binary_term(backend, &chosen, outcomes.iter().map(|o| o.0).collect(), per_response, &mut dchosen)?;
+            let rejected_term =
+                binary_term(backend, &rejected, outcomes.iter().map(|o| o.1).collect(), per_response, &mut drejected)?;
+            (chosen_term + rejected_term) / 2.0
         }
-    }
+        None => 0.0,
+    };
 
     let (rc, rr) = (backend.download_f32(&chosen)?, backend.download_f32(&rejected)?);
     let accuracy = rc.iter().zip(&rr).filter(|(c, r)| c > r).count() as f32 / p as f32;
@@ -187,20 +230,13 @@ pub fn reward_loss_and_grads<B: Backend>(
     let mut dhidden = layout.scalar_backward(backend, params, hidden, &chosen_rows, &dchosen, &mut slots)?;
     backend.axpy(&mut dhidden, 1.0, &layout.scalar_backward(backend, params, hidden, &rejected_rows, &drejected, &mut slots)?)?;
 
-    let mut sft = 0.0;
-    if config.grm_alpha > 0.0 {
-        let (targets, counted) = chosen_targets(pairs, batch.inputs.len);
-        let n = targets.len();
-        let targets = backend.upload_u32(&[n], &targets)?;
-        let logits = layout.logits(backend, params, hidden)?;
-        let ce = backend.cross_entropy_fwd(&logits, &targets, IGNORE)?;
-        let per_token = 1.0 / counted.max(1) as f32;
-        sft = backend.download_f32(&ce.loss)?.iter().sum::<f32>() * per_token;
-        let dloss = upload(backend, vec![config.grm_alpha * per_token; n])?;
-        let dlogits = backend.cross_entropy_bwd(&logits, &targets, &ce.lse, &dloss, IGNORE)?;
-        drop(logits);
-        backend.axpy(&mut dhidden, 1.0, &layout.logits_backward(backend, params, hidden, &dlogits, &mut slots)?)?;
-    }
+    let sft = if config.grm_alpha > 0.0 {
+        let (sft, dhidden_lm) = sft_term(backend, rm, hidden, pairs, batch.inputs.len, config.grm_alpha, &mut slots)?;
+        backend.axpy(&mut dhidden, 1.0, &dhidden_lm)?;
+        sft
+    } else {
+        0.0
+    };
     layout.backward(backend, params, &batch.inputs, acts, &dhidden, &mut slots)?;
     Ok(RewardLoss {
         loss: bt + config.binary_weight * binary + config.grm_alpha * sft,
