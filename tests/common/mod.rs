@@ -92,6 +92,20 @@ pub fn bf16_round(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect()
 }
 
+/// Shapes for ops over the last dim: leading dims (rows 1, 1, 7, 64, 0; the first is a rank-1
+/// `x`) crossed with C in {1, 7, 33, 769}.
+pub fn norm_shapes() -> Vec<Vec<usize>> {
+    let mut shapes = vec![];
+    for lead in [&[][..], &[1], &[7], &[4, 16], &[2, 0]] {
+        for c in [1, 7, 33, 769] {
+            let mut dims = lead.to_vec();
+            dims.push(c);
+            shapes.push(dims);
+        }
+    }
+    shapes
+}
+
 /// The error of a call that must fail (op results have no `Debug`, so no `unwrap_err`).
 #[track_caller]
 pub fn error_of<T>(result: Result<T, runtime::Error>) -> runtime::Error {

@@ -1,21 +1,9 @@
 use runtime::{Backend, DType, Error};
 
 use crate::backend_tests;
-use crate::common::{assert_close, assert_shape_error, bf16_round, dot, error_of, numeric_grad, to_f64, Rng};
-
-/// Leading dims (rows 1, 1, 7, 64, 0; the first is a rank-1 `x`) crossed with C in
-/// {1, 7, 33, 769}.
-fn shapes() -> Vec<Vec<usize>> {
-    let mut shapes = vec![];
-    for lead in [&[][..], &[1], &[7], &[4, 16], &[2, 0]] {
-        for c in [1, 7, 33, 769] {
-            let mut dims = lead.to_vec();
-            dims.push(c);
-            shapes.push(dims);
-        }
-    }
-    shapes
-}
+use crate::common::{
+    assert_close, assert_shape_error, bf16_round, dot, error_of, norm_shapes, numeric_grad, to_f64, Rng,
+};
 
 /// Alternates a tiny and a large eps so the eps term is exercised, not just present.
 fn eps_for(case: usize) -> f32 {
@@ -50,7 +38,7 @@ fn inputs(rng: &mut Rng, dims: &[usize]) -> (Vec<f32>, Vec<f32>) {
 
 fn rmsnorm_forward_matches_reference<B: Backend>(backend: &B) {
     let mut rng = Rng::new(51);
-    for (case, dims) in shapes().iter().enumerate() {
+    for (case, dims) in norm_shapes().iter().enumerate() {
         let (c, rows) =
             (*dims.last().unwrap(), dims.iter().product::<usize>() / dims.last().unwrap());
         let eps = eps_for(case);
@@ -85,7 +73,7 @@ fn rmsnorm_forward_matches_reference<B: Backend>(backend: &B) {
 
 fn rmsnorm_backward_matches_finite_differences<B: Backend>(backend: &B) {
     let mut rng = Rng::new(52);
-    for (case, dims) in shapes().iter().enumerate() {
+    for (case, dims) in norm_shapes().iter().enumerate() {
         let c = *dims.last().unwrap();
         let eps = eps_for(case);
         let (x, w) = inputs(&mut rng, dims);
