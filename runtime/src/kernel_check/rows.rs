@@ -1,13 +1,147 @@
-//! Running one [`Case`] on a backend: its inputs, drawn from the case's seed so that both
-//! backends see the same values, and the op's outputs downloaded with their dtypes.
+//! The row-wise ops over `[rows, C]` inputs (elementwise, GELU, SwiGLU, the norms, embedding)
+//! and cross-entropy over `[rows, V]`: their cases and how one runs on a backend.
 
-use super::{Case, Op, EMBEDDING_VOCAB, EPS, IGNORE_INDEX};
+use super::rng::Rng;
+use super::Family;
 use crate::{Backend, DType, Result, Tensor};
 
+/// Rows of the row-wise kernels and cross-entropy.
+pub const ROWS: [usize; 3] = [1, 7, 64];
+/// Channels of the row-wise kernels.
+pub const CHANNELS: [usize; 3] = [1, 33, 769];
+/// Classes of cross-entropy (GPT-2's vocabulary last).
+pub const VOCABS: [usize; 3] = [5, 1000, 50257];
+/// Rows of the embedding table: fewer than the 64 positions, so ids repeat.
+const EMBEDDING_VOCAB: usize = 50;
+const EPS: f32 = 1e-5;
+const IGNORE_INDEX: u32 = u32::MAX;
+
+/// What a check runs: one Backend op and the kernels behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    Add,
+    Axpy,
+    Scale,
+    GeluFwd,
+    GeluBwd,
+    SwiGluFwd,
+    SwiGluBwd,
+    LayerNormFwd,
+    LayerNormBwd,
+    RmsNormFwd,
+    RmsNormBwd,
+    EmbeddingFwd,
+    EmbeddingBwd,
+    CrossEntropyFwd,
+    CrossEntropyBwd,
+}
+
+/// The ops over `[rows, C]` inputs.
+const ROW_OPS: [Op; 13] = [
+    Op::Add,
+    Op::Axpy,
+    Op::Scale,
+    Op::GeluFwd,
+    Op::GeluBwd,
+    Op::SwiGluFwd,
+    Op::SwiGluBwd,
+    Op::LayerNormFwd,
+    Op::LayerNormBwd,
+    Op::RmsNormFwd,
+    Op::RmsNormBwd,
+    Op::EmbeddingFwd,
+    Op::EmbeddingBwd,
+];
+
+impl Op {
+    /// The entry-point stem, completed by the dtype suffix.
+    fn stem(self) -> &'static str {
+        match self {
+            Op::Add => "elementwise_fwd_add",
+            Op::Axpy => "elementwise_fwd_axpy",
+            Op::Scale => "elementwise_fwd_scale",
+            Op::GeluFwd => "gelu_fwd",
+            Op::GeluBwd => "gelu_bwd",
+            Op::SwiGluFwd => "swiglu_fwd",
+            Op::SwiGluBwd => "swiglu_bwd",
+            Op::LayerNormFwd => "layernorm_fwd",
+            Op::LayerNormBwd => "layernorm_bwd",
+            Op::RmsNormFwd => "rmsnorm_fwd",
+            Op::RmsNormBwd => "rmsnorm_bwd",
+            Op::EmbeddingFwd => "embedding_fwd",
+            Op::EmbeddingBwd => "embedding_bwd",
+            Op::CrossEntropyFwd => "cross_entropy_fwd",
+            Op::CrossEntropyBwd => "cross_entropy_bwd",
+        }
+    }
+}
+
+/// One op's inputs: `[rows, cols]` (cols = C, or V for cross-entropy).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Case {
+    op: Op,
+    rows: usize,
+    cols: usize,
+    dtype: DType,
+}
+
+impl Case {
+    fn shape(&self) -> String {
+        match self.op {
+            Op::EmbeddingFwd | Op::EmbeddingBwd => {
+                format!(
+                    "ids [{}], table [{EMBEDDING_VOCAB}, {}]",
+                    self.rows, self.cols
+                )
+            }
+            _ => format!("[{}, {}]", self.rows, self.cols),
+        }
+    }
+}
+
+/// The family's cases, in report order.
+pub(super) fn cases() -> Vec<super::Case> {
+    let mut cases = vec![];
+    for dtype in [DType::F32, DType::BF16] {
+        for op in ROW_OPS {
+            for rows in ROWS {
+                for cols in CHANNELS {
+                    cases.push(Case {
+                        op,
+                        rows,
+                        cols,
+                        dtype,
+                    });
+                }
+            }
+        }
+        for op in [Op::CrossEntropyFwd, Op::CrossEntropyBwd] {
+            for rows in ROWS {
+                for cols in VOCABS {
+                    cases.push(Case {
+                        op,
+                        rows,
+                        cols,
+                        dtype,
+                    });
+                }
+            }
+        }
+    }
+    cases
+        .into_iter()
+        .map(|c| super::Case {
+            name: format!("{}_{}", c.op.stem(), c.dtype),
+            shape: c.shape(),
+            seed: 0,
+            family: Family::Rows(c),
+        })
+        .collect()
+}
+
 /// Runs `case.op` on `backend` and downloads each output with its dtype.
-pub(super) fn run<B: Backend>(b: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType)>> {
+pub(super) fn run<B: Backend>(b: &B, case: &Case, rng: &mut Rng) -> Result<Vec<(Vec<f32>, DType)>> {
     let (rows, cols, dtype) = (case.rows, case.cols, case.dtype);
-    let mut rng = Rng(case.seed);
     let dims = [rows, cols];
     let n = rows * cols;
     let upload = |data: &[f32], dims: &[usize]| b.upload_f32(dims, data, dtype);
@@ -110,13 +244,13 @@ pub(super) fn run<B: Backend>(b: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType
             Ok(vec![out(&b.embedding_bwd(&ids, &dy, EMBEDDING_VOCAB)?)?])
         }
         Op::CrossEntropyFwd => {
-            let targets = b.upload_u32(&[rows], &rng.targets(rows, cols))?;
+            let targets = b.upload_u32(&[rows], &targets(rng, rows, cols))?;
             let o =
                 b.cross_entropy_fwd(&upload(&rng.scaled(n, 3.0), &dims)?, &targets, IGNORE_INDEX)?;
             Ok(vec![out(&o.loss)?, out(&o.lse)?])
         }
         Op::CrossEntropyBwd => {
-            let targets = b.upload_u32(&[rows], &rng.targets(rows, cols))?;
+            let targets = b.upload_u32(&[rows], &targets(rng, rows, cols))?;
             let logits = rng.scaled(n, 3.0);
             let lse = b.upload_f32(
                 &[rows],
@@ -173,55 +307,13 @@ fn log_sum_exp(logits: &[f64], cols: usize) -> Vec<f32> {
         .collect()
 }
 
-/// splitmix64 with Box–Muller normals: small, seeded, the same on every backend.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn scaled(&mut self, n: usize, scale: f64) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let (u1, u2) = (self.uniform().max(1e-300), self.uniform());
-                let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                (normal * scale) as f32
-            })
-            .collect()
-    }
-
-    fn normal(&mut self, n: usize) -> Vec<f32> {
-        self.scaled(n, 1.0)
-    }
-
-    /// Normals around 1 (weights) or rows offset from 0, so centring and scaling both matter.
-    fn offset(&mut self, n: usize) -> Vec<f32> {
-        self.normal(n).iter().map(|v| v + 1.0).collect()
-    }
-
-    fn ids(&mut self, n: usize, below: usize) -> Vec<u32> {
-        (0..n)
-            .map(|_| (self.next_u64() % below as u64) as u32)
-            .collect()
-    }
-
-    /// Targets in `[0, V)`, rows 4, 8, 12, ... ignored.
-    fn targets(&mut self, n: usize, classes: usize) -> Vec<u32> {
-        let mut targets = self.ids(n, classes);
-        targets
-            .iter_mut()
-            .step_by(4)
-            .skip(1)
-            .for_each(|t| *t = IGNORE_INDEX);
-        targets
-    }
+/// Targets in `[0, V)`, rows 4, 8, 12, ... ignored.
+fn targets(rng: &mut Rng, n: usize, classes: usize) -> Vec<u32> {
+    let mut targets = rng.ids(n, classes);
+    targets
+        .iter_mut()
+        .step_by(4)
+        .skip(1)
+        .for_each(|t| *t = IGNORE_INDEX);
+    targets
 }
