@@ -11,6 +11,7 @@ mod optim;
 mod plot;
 mod ppo;
 mod reward_denoise;
+mod reward_source;
 mod reward_train;
 mod rl_setup;
 mod sft;
