@@ -63,15 +63,19 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             plain.gold_accuracy, plain.noisy_accuracy, grm.grm_alpha, grm.gold_accuracy, grm.noisy_accuracy
         );
         println!(
-            "PPO against the proxy (rollouts, {}-step means): {:<9} {:>6} {:>9} {:>10} {:>8} {:>11} {:>11} {:>8}",
-            report.window, "run", "beta", "peak gold", "(step, KL)", "final gold", "final proxy", "final KL", "seconds"
+            "PPO against the proxy reward model (rollout means over {} steps; the PPO row above is strong_kl):",
+            report.window
+        );
+        println!(
+            "{:<10} {:>6} {:>9} {:>12} {:>10} {:>11} {:>8} {:>8}",
+            "run", "beta", "peak gold", "(step, KL)", "final gold", "final proxy", "final KL", "seconds"
         );
         for r in &report.runs {
             let c = r.curve;
             let at = format!("({}, {:.1})", c.peak_step, c.peak_kl);
             println!(
-                "{:>50} {:<9} {:>6} {:>9.3} {at:>10} {:>8.3} {:>11.3} {:>11.2} {:>8.1}",
-                "", r.name, r.beta, c.peak_gold, c.final_gold, c.final_proxy, c.final_kl, r.seconds
+                "{:<10} {:>6} {:>9.3} {at:>12} {:>10.3} {:>11.3} {:>8.2} {:>8.1}",
+                r.name, r.beta, c.peak_gold, c.final_gold, c.final_proxy, c.final_kl, r.seconds
             );
         }
     }

@@ -92,8 +92,9 @@ fn main() -> Result<()> {
         Ok(())
     };
     let mut sinks = Sinks { progress: &mut progress, metrics: &mut metrics };
-    let report = run_experiment(&backend, task, &tokenizer, &sft, &config, &out, &mut sinks)?;
-    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| algorithms::Error::Config(e.to_string()))?);
+    let outcome = run_experiment(&backend, task, &tokenizer, &sft, &config, &out, &mut sinks)?;
+    println!("GRPO against the proxy: held-out gold {:.3}, KL {:.2}", outcome.grpo.gold, outcome.grpo.kl);
+    println!("{}", serde_json::to_string_pretty(&outcome.report).map_err(|e| algorithms::Error::Config(e.to_string()))?);
     println!("experiment in {:.1} s; charts in {}", start.elapsed().as_secs_f64(), out.display());
     Ok(())
 }

@@ -8,6 +8,7 @@ mod annotator;
 mod eval;
 mod grpo;
 mod optim;
+mod overopt;
 mod plot;
 mod ppo;
 mod reward_denoise;

@@ -21,9 +21,13 @@ pub struct CurvePoint {
     pub kl: f64,
 }
 
-/// Where a run's gold peaked and where it ended, on the smoothed curve.
+/// Where a run started, where its gold peaked and where it ended (peak and end on the smoothed
+/// curve).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct CurveSummary {
+    /// The first step's values (the SFT policy's rollout).
+    pub start_gold: f64,
+    pub start_proxy: f64,
     pub peak_gold: f64,
     pub peak_step: usize,
     pub peak_kl: f64,
@@ -47,13 +51,16 @@ pub fn smooth(points: &[CurvePoint], window: usize) -> Vec<CurvePoint> {
         .collect()
 }
 
-/// The peak of the smoothed gold (the first, on ties) and the smoothed values at the last step;
-/// `None` for an empty curve.
+/// The first step, the peak of the smoothed gold (the first, on ties) and the smoothed values at
+/// the last step; `None` for an empty curve.
 pub fn summarize(points: &[CurvePoint], window: usize) -> Option<CurveSummary> {
+    let first = *points.first()?;
     let smoothed = smooth(points, window);
     let last = *smoothed.last()?;
     let peak = smoothed.iter().fold(smoothed[0], |best, p| if p.gold > best.gold { *p } else { best });
     Some(CurveSummary {
+        start_gold: first.gold,
+        start_proxy: first.proxy,
         peak_gold: peak.gold,
         peak_step: peak.step,
         peak_kl: peak.kl,
@@ -115,6 +122,7 @@ mod tests {
     fn peak_and_final_of_a_rise_and_fall() {
         let points = curve(&[0.5, 0.6, 0.8, 0.9, 0.7, 0.4, 0.3]);
         let s = summarize(&points, 1).unwrap();
+        assert_eq!((s.start_gold, s.start_proxy), (0.5, 0.0));
         assert_eq!((s.peak_gold, s.peak_step, s.peak_kl), (0.9, 3, 30.0));
         assert_eq!((s.final_gold, s.final_proxy, s.final_kl), (0.3, 6.0, 60.0));
         assert!((s.gold_drop - 0.6).abs() < 1e-12);

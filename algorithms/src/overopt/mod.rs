@@ -71,7 +71,7 @@ pub struct OveroptConfig {
 impl OveroptConfig {
     /// The demo's settings (`quick`: a shorter run that still shows the trend).
     pub fn for_run(quick: bool, seed: u64) -> Self {
-        let (pair_rounds, rm_steps, ppo_steps) = if quick { (8, 300, 30) } else { (20, 600, 80) };
+        let (pair_rounds, rm_steps, ppo_steps) = if quick { (8, 300, 30) } else { (20, 600, 60) };
         let ppo = PpoConfig { seed, ..PpoConfig::default() };
         OveroptConfig {
             grpo: GrpoConfig { seed, ..GrpoConfig::default() },
@@ -83,7 +83,7 @@ impl OveroptConfig {
             ppo,
             ppo_steps,
             weak_beta: 0.001,
-            strong_beta: 0.05,
+            strong_beta: 0.1,
             window: if quick { 3 } else { 5 },
         }
     }
