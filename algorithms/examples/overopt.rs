@@ -4,7 +4,7 @@
 //! `cargo run --release -p algorithms --example overopt -- [--quick true] [--seed N]
 //! [--sft-steps N] [--sft-cache DIR] [--pair-rounds N] [--rm-steps N] [--grm-alpha X]
 //! [--steps N] [--weak-beta X] [--strong-beta X] [--lr X] [--prompts N] [--n N] [--epochs N]
-//! [--window N] [--out DIR]`. Settings not given take the demo's (`OveroptConfig::for_run`).
+//! [--grpo-beta X] [--window N] [--out DIR]`. Settings not given take the demo's (`OveroptConfig::for_run`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -79,6 +79,7 @@ fn main() -> Result<()> {
     config.ppo.samples_per_prompt = args.get("n", base.ppo.samples_per_prompt);
     config.ppo.epochs = args.get("epochs", base.ppo.epochs);
     config.ppo.policy_adamw.lr = args.get("lr", base.ppo.policy_adamw.lr);
+    config.grpo.loss.beta = args.get("grpo-beta", base.grpo.loss.beta);
 
     let start = Instant::now();
     let mut progress = |_: &algorithms::demo::Progress| {};
