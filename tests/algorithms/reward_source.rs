@@ -17,7 +17,7 @@ use crate::rl_setup::setup;
 /// applied in f64 to the last position's hidden state.
 fn reference_score(backend: &runtime::Cpu, rm: &RewardModel<runtime::Cpu>, prompt: &[u32], response: &[u32]) -> f64 {
     let row: Vec<u32> = prompt.iter().chain(response).copied().collect();
-    let inputs = Inputs::from_rows(backend, &[row.clone()], false, 0).unwrap();
+    let inputs = Inputs::from_rows(backend, std::slice::from_ref(&row), false, 0).unwrap();
     let layout = &rm.model.layout;
     let hidden = backend.download_f32(&layout.forward(backend, &rm.model.params, &inputs).unwrap().hidden).unwrap();
     let c = hidden.len() / row.len();
