@@ -11,13 +11,14 @@
 //! | `grm` | GRM-regularised | weak β |
 //!
 //! Each step records the rollout's mean proxy score, mean gold reward and KL to the SFT policy.
-//! A GRPO run against the plain proxy (GRPO's own KL loss term) completes the demo's summary; its
-//! per-step KL is a token mean of k3 rather than a per-response sum, so it is logged but left off
-//! the KL charts.
 //! The task's gold function peaks at 8-word on-topic sentences, while among the SFT policy's
 //! samples longer is usually better, so the proxy learns "longer is better" beyond the point
 //! where gold turns down (see [`crate::tasks::style`]): with a weak penalty the policy keeps
 //! climbing the proxy as its KL grows while gold peaks and falls.
+//!
+//! A GRPO run against the plain proxy (GRPO's own KL loss term) completes the demo's summary; its
+//! per-step KL is a token mean of k3 rather than a per-response sum, so it is logged but left off
+//! the KL charts.
 
 pub mod curve;
 
@@ -320,6 +321,7 @@ pub fn run_experiment<B: Backend>(
     let grpo = grpo_run(&setting, &plain, sinks)?;
     let named: Vec<(&str, &[CurvePoint])> = runs.iter().zip(&curves).map(|(r, c)| (r.name, c.as_slice())).collect();
     plot_runs(out, &named, config.window)?;
+    // The demo's `ppo` row is the run one would keep: the plain proxy held by the strong penalty.
     let strong = &runs[1];
     let ppo = PolicyResult { gold: strong.held_out_gold, kl: strong.held_out_kl, seconds: strong.seconds };
     let report = OveroptReport {
