@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::eval::{evaluate, EvalOptions};
 use crate::grpo::{GrpoConfig, GrpoTrainer};
 use crate::model::{init_model, ModelShape};
-use crate::overopt::{run_experiment, OveroptConfig, OveroptReport, RewardModelResult, RunMetrics, Sinks};
+use crate::overopt::{run_experiment, OveroptConfig, OveroptReport, ProxyAccuracy, RunMetrics, Sinks};
 use crate::plot::{line_chart, Series};
 use crate::ppo::{PpoConfig, PpoTrainer};
 use crate::rollout::policy::{copy_model, token_logprobs};
@@ -105,7 +105,7 @@ pub struct DemoSummary {
     /// Held-out pair accuracy of the reward model the RL stages optimised (`style`: the plain
     /// proxy).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reward_model: Option<RewardModelResult>,
+    pub reward_model: Option<ProxyAccuracy>,
     /// `style`: the reward over-optimisation experiment ([`crate::overopt`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overoptimisation: Option<OveroptReport>,

@@ -99,7 +99,7 @@ impl OveroptConfig {
 
 /// A reward model's held-out pair accuracy.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct RewardModelResult {
+pub struct ProxyAccuracy {
     /// Against the gold preference (gold ties left out).
     pub gold_accuracy: f64,
     /// Against the annotator's noisy labels.
@@ -130,8 +130,8 @@ pub struct OveroptReport {
     /// Training pairs (after dropping identical responses) and held-out pairs.
     pub pairs: usize,
     pub held_out_pairs: usize,
-    pub reward_model: RewardModelResult,
-    pub grm_reward_model: RewardModelResult,
+    pub reward_model: ProxyAccuracy,
+    pub grm_reward_model: ProxyAccuracy,
     /// Steps averaged for the peaks and final values.
     pub window: usize,
     pub runs: Vec<RunResult>,
@@ -178,7 +178,7 @@ fn reward_model<B: Backend>(
     config: &RewardConfig,
     what: &str,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<(RewardModel<B>, RewardModelResult)> {
+) -> Result<(RewardModel<B>, ProxyAccuracy)> {
     let start = Instant::now();
     let mut rm = RewardModel::from_policy(backend, sft, config.head_init_std, config.seed)?;
     train_reward_model(backend, &mut rm, train, pad, config, &mut |m| {
@@ -189,7 +189,7 @@ fn reward_model<B: Backend>(
     })?;
     let seconds = start.elapsed().as_secs_f64();
     let acc = evaluate_pairs(backend, &rm, held_out, pad)?;
-    let result = RewardModelResult {
+    let result = ProxyAccuracy {
         gold_accuracy: acc.gold_accuracy,
         noisy_accuracy: acc.label_accuracy,
         grm_alpha: config.loss.grm_alpha,
