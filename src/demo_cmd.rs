@@ -1,5 +1,5 @@
 //! `rlhf demo`: the main job. SFT → PPO → GRPO on a bundled task with a progress bar, then a
-//! table of held-out results; files in `--out`.
+//! table of held-out results (on `style`, also the over-optimisation runs); files in `--out`.
 
 use std::path::PathBuf;
 
@@ -28,6 +28,7 @@ pub struct DemoArgs {
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
         Stage::Sft => "SFT",
+        Stage::Reward => "RM",
         Stage::Ppo => "PPO",
         Stage::Grpo => "GRPO",
         Stage::Eval => "eval",
@@ -54,6 +55,29 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     println!("{:<6} {:>12} {:>10} {:>9}", "policy", "held-out gold", "KL to SFT", "seconds");
     for (name, r) in [("SFT", summary.sft), ("PPO", summary.ppo), ("GRPO", summary.grpo)] {
         println!("{name:<6} {:>13.3} {:>10.3} {:>9.1}", r.gold, r.kl, r.seconds);
+    }
+    if let Some(report) = &summary.overoptimisation {
+        let (plain, grm) = (report.reward_model, report.grm_reward_model);
+        println!(
+            "reward models, held-out pair accuracy vs gold / noisy labels: plain {:.3} / {:.3}, GRM (alpha {}) {:.3} / {:.3}",
+            plain.gold_accuracy, plain.noisy_accuracy, grm.grm_alpha, grm.gold_accuracy, grm.noisy_accuracy
+        );
+        println!(
+            "PPO against the proxy reward model (rollout means over {} steps; the PPO row above is strong_kl):",
+            report.window
+        );
+        println!(
+            "{:<10} {:>6} {:>9} {:>12} {:>10} {:>11} {:>8} {:>8}",
+            "run", "beta", "peak gold", "(step, KL)", "final gold", "final proxy", "final KL", "seconds"
+        );
+        for r in &report.runs {
+            let c = r.curve;
+            let at = format!("({}, {:.1})", c.peak_step, c.peak_kl);
+            println!(
+                "{:<10} {:>6} {:>9.3} {at:>12} {:>10.3} {:>11.3} {:>8.2} {:>8.1}",
+                r.name, r.beta, c.peak_gold, c.final_gold, c.final_proxy, c.final_kl, r.seconds
+            );
+        }
     }
     println!("total {:.1} s; summary, metrics and curves in {}", summary.seconds, args.out.display());
     Ok(())

@@ -110,6 +110,45 @@ fn quick_demo_improves_on_sft_and_writes_its_reports() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// `rlhf demo --task style --quick`: reward over-optimisation. Against the proxy reward model with
+/// a weak KL penalty the proxy rises while gold peaks and falls as KL grows; the strong penalty
+/// ends with more gold and less KL. Summary, per-run metrics lines and charts are written.
+#[test]
+fn quick_style_demo_shows_reward_overoptimisation() {
+    let out = std::env::temp_dir().join(format!("rlhf-demo-style-test-{}", std::process::id()));
+    let (ok, stdout, stderr) = rlhf(&["demo", "--task", "style", "--quick", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("weak_kl") && stdout.contains("strong_kl") && stdout.contains("grm"), "{stdout}");
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["task"], "style");
+    for key in ["sft", "ppo", "grpo"] {
+        assert!(summary[key]["gold"].as_f64().is_some(), "{key}: {summary}");
+    }
+    for key in ["gold_accuracy", "noisy_accuracy"] {
+        assert!((0.0..=1.0).contains(&summary["reward_model"][key].as_f64().unwrap()), "{summary}");
+    }
+    let runs = summary["overoptimisation"]["runs"].as_array().unwrap();
+    let run = |name: &str| runs.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("{name} missing"));
+    let f = |r: &Value, k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {r}"));
+    let (weak, strong) = (run("weak_kl"), run("strong_kl"));
+    assert!(f(weak, "final_proxy") > f(weak, "start_proxy") + 1.0, "proxy should rise: {weak}");
+    assert!(f(weak, "peak_gold") > f(weak, "start_gold") + 0.05, "gold should rise first: {weak}");
+    assert!(f(weak, "peak_gold") > f(weak, "final_gold") + 0.15, "gold should fall from its peak: {weak}");
+    assert!(f(weak, "final_kl") > 2.0 * f(weak, "peak_kl"), "the fall should come at higher KL: {weak}");
+    assert!(f(strong, "final_gold") > f(weak, "final_gold") + 0.15, "{strong} vs {weak}");
+    assert!(f(strong, "final_kl") < f(weak, "final_kl"), "{strong} vs {weak}");
+    assert!(run("grm")["beta"] == weak["beta"]);
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let lines: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for name in ["weak_kl", "strong_kl", "grm", "grpo"] {
+        assert!(lines.iter().any(|l| l["run"] == name), "no metrics for {name}");
+    }
+    for file in ["style_gold_vs_kl.png", "style_proxy_vs_kl.png", "style_gold.png", "ppo_weak_kl/config.json", "grpo/config.json"] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 /// `rlhf kernels report --json`: ptxas resources per kernel and architecture, with no spills, the
 /// emulator's counts and a roofline estimate for every kernel that has an Emu op, and the
 /// memory-critical ops within their I/O models.

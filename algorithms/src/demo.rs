@@ -3,9 +3,10 @@
 //! the SFT policy, wall time). Writes `summary.json`, per-step metrics as `metrics.jsonl` and
 //! PNG curves of reward, gold reward and KL into the output directory.
 //!
-//! The RL stages optimise the task's gold reward (a verifiable reward for `arith`); the reward
-//! model trained from noisy preference labels plugs in behind the same `RewardSource` when it
-//! lands, with best-of-N sampling.
+//! On `arith` the RL stages optimise the task's gold reward (a verifiable reward). On `style` they
+//! optimise reward models learned from noisy preference labels, and the demo is the reward
+//! over-optimisation experiment of [`crate::overopt`]: PPO with a weak and a strong KL penalty and
+//! with a GRM-regularised reward model (`summary.json`'s `ppo` is the strong-KL run), plus GRPO.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use serde::Serialize;
 use crate::eval::{evaluate, EvalOptions};
 use crate::grpo::{GrpoConfig, GrpoTrainer};
 use crate::model::{init_model, ModelShape};
+use crate::overopt::{run_experiment, OveroptConfig, OveroptReport, ProxyAccuracy, RunMetrics, Sinks};
 use crate::plot::{line_chart, Series};
 use crate::ppo::{PpoConfig, PpoTrainer};
 use crate::rollout::policy::{copy_model, token_logprobs};
@@ -61,6 +63,8 @@ impl Budget {
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Sft,
+    /// Preference pairs and reward models.
+    Reward,
     Ppo,
     Grpo,
     Eval,
@@ -98,6 +102,13 @@ pub struct DemoSummary {
     pub sft: PolicyResult,
     pub ppo: PolicyResult,
     pub grpo: PolicyResult,
+    /// Held-out pair accuracy of the reward model the RL stages optimised (`style`: the plain
+    /// proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reward_model: Option<ProxyAccuracy>,
+    /// `style`: the reward over-optimisation experiment ([`crate::overopt`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overoptimisation: Option<OveroptReport>,
     pub seconds: f64,
 }
 
@@ -128,7 +139,7 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
 }
 
 /// Held-out gold (greedy) and KL to `sft` (sampled responses).
-fn assess<B: Backend>(
+pub(crate) fn assess<B: Backend>(
     backend: &B,
     policy: &Model<B>,
     sft: &Model<B>,
@@ -179,6 +190,30 @@ pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut d
     progress(&Progress { stage: Stage::Eval, step: 0, total: 3, message: "SFT policy".into() });
     let (sft_gold, _) = assess(backend, &sft, &sft, &tokenizer, task, options.seed)?;
     let sft_result = PolicyResult { gold: sft_gold, kl: 0.0, seconds: sft_seconds };
+
+    if task.name() == "style" {
+        let config = OveroptConfig::for_run(options.quick, options.seed);
+        let mut write = |line: &RunMetrics| -> Result<()> {
+            let text = serde_json::to_string(line).map_err(|e| Error::Config(e.to_string()))?;
+            writeln!(metrics, "{text}").map_err(|e| io_err(&metrics_path, e))
+        };
+        let mut sinks = Sinks { progress: &mut *progress, metrics: &mut write };
+        let outcome = run_experiment(backend, task, &tokenizer, &sft, &config, &options.out, &mut sinks)?;
+        let summary = DemoSummary {
+            task: options.task.clone(),
+            seed: options.seed,
+            quick: options.quick,
+            reward_source: "reward model",
+            sft: sft_result,
+            ppo: outcome.ppo,
+            grpo: outcome.grpo,
+            reward_model: Some(outcome.report.reward_model),
+            overoptimisation: Some(outcome.report),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        write_summary(&options.out, &summary)?;
+        return Ok(summary);
+    }
 
     // PPO.
     let stage_start = Instant::now();
@@ -244,12 +279,18 @@ pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut d
         sft: sft_result,
         ppo: ppo_result,
         grpo: grpo_result,
+        reward_model: None,
+        overoptimisation: None,
         seconds: start.elapsed().as_secs_f64(),
     };
-    let path = options.out.join("summary.json");
-    let text = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?;
-    models::weights::write_atomically(&path, &text)?;
+    write_summary(&options.out, &summary)?;
     Ok(summary)
+}
+
+/// `summary.json` in `out`.
+fn write_summary(out: &Path, summary: &DemoSummary) -> Result<()> {
+    let text = serde_json::to_vec_pretty(summary).map_err(|e| Error::Config(e.to_string()))?;
+    Ok(models::weights::write_atomically(&out.join("summary.json"), &text)?)
 }
 
 /// `reward.png`, `gold.png` and `kl.png`: PPO and GRPO per training step.

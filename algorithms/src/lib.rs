@@ -7,6 +7,7 @@ pub mod eval;
 pub mod grpo;
 pub mod model;
 pub mod optim;
+pub mod overopt;
 pub mod plot;
 pub mod ppo;
 pub mod reward;

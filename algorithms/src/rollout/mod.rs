@@ -10,6 +10,7 @@
 
 pub mod policy;
 pub mod reward;
+pub mod reward_model;
 
 use models::generate::{generate, GenerateOptions};
 use models::sampling::Sampling;
