@@ -255,6 +255,18 @@ pub const SOURCES: &[Source] = &[
                 dloss: In<F32>, dlogits: Out<T>, N: U32, V: U32, ignore_index: U32);
         )
     ),
+    source!(
+        "logprob",
+        entries!("logprob";
+            "logprob_fwd" [F32, BF16] (logits: In<T>, targets: In<U32>, logprob: Out<F32>,
+                entropy: Out<F32>, lse: Out<F32>, N: U32, V: U32, inv_temperature: F32);
+            "logprob_bwd" [F32, BF16] (logits: In<T>, targets: In<U32>, lse: In<F32>,
+                dlogprob: In<F32>, dlogits: Out<T>, N: U32, V: U32, inv_temperature: F32);
+            "logprob_bwd_entropy" [F32, BF16] (logits: In<T>, targets: In<U32>, lse: In<F32>,
+                entropy: In<F32>, dlogprob: In<F32>, dentropy: In<F32>, dlogits: Out<T>, N: U32,
+                V: U32, inv_temperature: F32);
+        )
+    ),
 ];
 
 /// The embedded header with this file name.

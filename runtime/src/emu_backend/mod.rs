@@ -25,7 +25,7 @@ use crate::ops::gemm::{GemmGrads, GemmSpec};
 use crate::ops::grpo_loss::{GrpoLossConfig, GrpoLossOut};
 use crate::ops::kl::KlEstimator;
 use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
-use crate::ops::logprob::LogProbOut;
+use crate::ops::logprob::{self, LogProbOut};
 use crate::ops::masked_whiten::WhitenOut;
 use crate::ops::ppo_loss::{PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
@@ -317,24 +317,24 @@ impl Backend for Emu {
 
     fn logprob_fwd(
         &self,
-        _logits: &Tensor<Self>,
-        _targets: &Tensor<Self>,
-        _inv_temperature: f32,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        inv_temperature: f32,
     ) -> Result<LogProbOut<Self>> {
-        no_kernel("logprob_fwd")
+        logprob::forward_gpu(self, logits, targets, inv_temperature)
     }
 
     fn logprob_bwd(
         &self,
-        _logits: &Tensor<Self>,
-        _targets: &Tensor<Self>,
-        _lse: &Tensor<Self>,
-        _entropy: &Tensor<Self>,
-        _dlogprob: &Tensor<Self>,
-        _dentropy: Option<&Tensor<Self>>,
-        _inv_temperature: f32,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        entropy: &Tensor<Self>,
+        dlogprob: &Tensor<Self>,
+        dentropy: Option<&Tensor<Self>>,
+        inv_temperature: f32,
     ) -> Result<Tensor<Self>> {
-        no_kernel("logprob_bwd")
+        logprob::backward_gpu(self, logits, targets, lse, entropy, dlogprob, dentropy, inv_temperature)
     }
 
     fn kl_fwd(
