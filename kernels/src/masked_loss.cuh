@@ -81,8 +81,9 @@ __device__ __forceinline__ void masked_loss_bwd(const u32* __restrict__ mask,
     if (blockIdx.x == 0 && threadIdx.x == 0) {
         const float denominator = sequence_mean ? seqs : tokens;
         totals[0] = denominator > 0.0f ? acc[1] / denominator : 0.0f;
+        totals[1] = tokens;
 #pragma unroll
-        for (int j = 1; j < MASKED_LOSS_TOTALS; ++j) totals[j] = acc[j];
+        for (int j = 2; j < MASKED_LOSS_TOTALS; ++j) totals[j] = acc[j];
     }
     const float n_row = partial[u64(row) * MASKED_LOSS_PARTIAL];
     float weight;
