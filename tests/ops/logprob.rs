@@ -332,7 +332,7 @@ fn logprob_fwd_reads_the_logits_once_coalesced() {
         let ratio = s.counters.global_load_bytes as f64 / logits_bytes;
         let coalescing = s.counters.global_coalescing();
         println!("{name} N={n} V={v}: read {ratio:.4}x the logits, coalescing {coalescing:.4}");
-        assert!(ratio >= 1.0 && ratio <= 1.05, "{name} N={n} V={v}: read {ratio}x the logits");
+        assert!((1.0..=1.05).contains(&ratio), "{name} N={n} V={v}: read {ratio}x the logits");
         assert!(coalescing >= 0.9, "{name} N={n} V={v}: coalescing {coalescing}");
     }
 }
