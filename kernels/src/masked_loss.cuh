@@ -6,8 +6,9 @@
 // four statistics.
 //
 // <op>_fwd, grid = rows, MASKED_LOSS_THREADS threads: block b sums over its row's masked tokens
-// (threads stride over the row, then common.cuh's fixed block_sum) and writes
-// partial[b] = {tokens n_b, Σ l, Σ stat0..3} (f32, MASKED_LOSS_PARTIAL floats).
+// (threads stride over the row, then common.cuh's fixed block_sum) and writes column b of
+// partial [MASKED_LOSS_PARTIAL, rows] f32 = {tokens n_b, Σ l, Σ stat0..3} (columns, so that
+// the bwd's strided reads over rows are coalesced).
 // <op>_bwd, grid = rows: every block folds all rows' partials in the same fixed order (thread t
 // takes rows t, t + blockDim, ..., then block_sum), so every block gets the same totals bit for
 // bit: tokens N_tok, rows with a token S, and the loss — Σ_b Σ l / N_tok (token mean) or
@@ -50,7 +51,7 @@ __device__ __forceinline__ void masked_loss_fwd(const u32* __restrict__ mask,
 #pragma unroll
     for (int j = 0; j < MASKED_LOSS_PARTIAL; ++j) {
         const float total = block_sum(acc[j], scratch);
-        if (threadIdx.x == 0) partial[u64(row) * MASKED_LOSS_PARTIAL + j] = total;
+        if (threadIdx.x == 0) partial[u64(j) * rows + row] = total;
     }
 }
 
@@ -66,12 +67,12 @@ __device__ __forceinline__ void masked_loss_bwd(const u32* __restrict__ mask,
     // tokens, loss, stat0..3, rows with a token
     float acc[MASKED_LOSS_TOTALS] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (u32 r = threadIdx.x; r < rows; r += blockDim.x) {
-        const float* p = partial + u64(r) * MASKED_LOSS_PARTIAL;
-        const float n = p[0];
+        const float n = partial[r];
+        const float loss = partial[u64(rows) + r];
         acc[0] += n;
-        acc[1] += sequence_mean ? (n > 0.0f ? p[1] / n : 0.0f) : p[1];
+        acc[1] += sequence_mean ? (n > 0.0f ? loss / n : 0.0f) : loss;
 #pragma unroll
-        for (int s = 0; s < 4; ++s) acc[2 + s] += p[2 + s];
+        for (int s = 0; s < 4; ++s) acc[2 + s] += partial[u64(2 + s) * rows + r];
         acc[6] += n > 0.0f ? 1.0f : 0.0f;
     }
 #pragma unroll
@@ -85,7 +86,7 @@ __device__ __forceinline__ void masked_loss_bwd(const u32* __restrict__ mask,
 #pragma unroll
         for (int j = 2; j < MASKED_LOSS_TOTALS; ++j) totals[j] = acc[j];
     }
-    const float n_row = partial[u64(row) * MASKED_LOSS_PARTIAL];
+    const float n_row = partial[row];
     float weight;
     if (sequence_mean) {
         weight = n_row > 0.0f ? 1.0f / float(u32(n_row) * u32(seqs)) : 0.0f;
