@@ -8,7 +8,6 @@ mod common;
 
 use runtime::ops::adamw::AdamW;
 use runtime::ops::gemm::GemmSpec;
-use runtime::ops::kl::KlEstimator;
 use runtime::{Backend, Cpu, DType, Emu, Error};
 
 use common::{assert_close, bf16_round, to_f64, Rng};
@@ -33,7 +32,6 @@ fn ops_without_a_kernel_return_a_clear_error() {
     let emu = emu();
     let f = |dims: &[usize]| emu.zeros(dims, DType::F32).unwrap();
     let (a, rows) = (f(&[2, 2]), f(&[2]));
-    let ids = emu.zeros(&[2], DType::U32).unwrap();
     let qkv = f(&[1, 2, 1, 2]);
     let valid = emu.upload_u32(&[1, 2], &[1, 1]).unwrap();
     let lse = f(&[1, 1, 2]);
@@ -46,11 +44,6 @@ fn ops_without_a_kernel_return_a_clear_error() {
     assert_no_kernel(emu.kv_cache_write(&mut f(&[1, 2, 1, 2]), &qkv, 0), "kv_cache_write");
     let attention_bwd = emu.attention_bwd(&qkv, &qkv, &qkv, &valid, &qkv, &lse, &qkv, 1.0);
     assert_no_kernel(attention_bwd, "attention_bwd");
-    assert_no_kernel(emu.logprob_fwd(&a, &ids, 1.0), "logprob_fwd");
-    let logprob_bwd = emu.logprob_bwd(&a, &ids, &rows, &rows, &rows, None, 1.0);
-    assert_no_kernel(logprob_bwd, "logprob_bwd");
-    assert_no_kernel(emu.kl_fwd(&rows, &rows, KlEstimator::K3), "kl_fwd");
-    assert_no_kernel(emu.kl_bwd(&rows, &rows, KlEstimator::K3, &rows), "kl_bwd");
     let (mut p, mut m, mut v) = (f(&[2]), f(&[2]), f(&[2]));
     let adamw = emu.adamw_step(&mut p, &rows, &mut m, &mut v, &AdamW::default(), 1);
     assert_no_kernel(adamw, "adamw_step");

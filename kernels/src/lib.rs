@@ -8,7 +8,7 @@
 //! a launcher can check its arguments (count, order, pointer element types, scalars) before a
 //! launch. The launch geometry of each kernel is described in the header comment of its source.
 //!
-//! These kernels take flat argument lists (up to 9) rather than the `#[repr(C)]` params struct
+//! These kernels take flat argument lists (up to 15) rather than the `#[repr(C)]` params struct
 //! that design.md suggests past ~6 arguments: every argument is a pointer or a 32-bit scalar, and
 //! the list here is checked against both the CUDA signatures (unit tests below) and the PTX
 //! (`tests/kernels_compile.rs`), which is the mismatch a params struct guards against. Kernels
@@ -193,6 +193,10 @@ pub const HEADERS: &[Header] = &[
         file: "row_stream.cuh",
         code: include_str!("row_stream.cuh"),
     },
+    Header {
+        file: "masked_loss.cuh",
+        code: include_str!("masked_loss.cuh"),
+    },
 ];
 
 /// Every embedded source, in a fixed order.
@@ -259,6 +263,89 @@ pub const SOURCES: &[Source] = &[
                 lse: Out<F32>, N: U32, V: U32, ignore_index: U32);
             "cross_entropy_bwd" [F32, BF16] (logits: In<T>, targets: In<U32>, lse: In<F32>,
                 dloss: In<F32>, dlogits: Out<T>, N: U32, V: U32, ignore_index: U32);
+        )
+    ),
+    source!(
+        "logprob",
+        entries!("logprob";
+            "logprob_fwd" [F32, BF16] (logits: In<T>, targets: In<U32>, logprob: Out<F32>,
+                entropy: Out<F32>, lse: Out<F32>, N: U32, V: U32, inv_temperature: F32);
+            "logprob_bwd" [F32, BF16] (logits: In<T>, targets: In<U32>, lse: In<F32>,
+                dlogprob: In<F32>, dlogits: Out<T>, N: U32, V: U32, inv_temperature: F32);
+            "logprob_bwd_entropy" [F32, BF16] (logits: In<T>, targets: In<U32>, lse: In<F32>,
+                entropy: In<F32>, dlogprob: In<F32>, dentropy: In<F32>, dlogits: Out<T>, N: U32,
+                V: U32, inv_temperature: F32);
+        )
+    ),
+    source!(
+        "kl",
+        entries!("kl";
+            "kl_fwd" [F32, BF16]
+                (logprob: In<T>, ref_logprob: In<T>, kl: Out<T>, n: U32, estimator: U32);
+            "kl_bwd" [F32, BF16] (logprob: In<T>, ref_logprob: In<T>, dkl: In<T>,
+                dlogprob: Out<T>, n: U32, estimator: U32);
+        )
+    ),
+    source!(
+        "ppo_loss",
+        entries!("ppo_loss";
+            "ppo_loss_fwd" [F32, BF16] (logprob: In<T>, old_logprob: In<T>, advantages: In<T>,
+                mask: In<U32>, partial: Out<F32>, rows: U32, cols: U32, clip_low: F32,
+                clip_high: F32, dual_clip: F32);
+            "ppo_loss_bwd" [F32, BF16] (logprob: In<T>, old_logprob: In<T>, advantages: In<T>,
+                mask: In<U32>, partial: In<F32>, totals: Out<F32>, dlogprob: Out<T>, rows: U32,
+                cols: U32, clip_low: F32, clip_high: F32, dual_clip: F32, sequence_mean: U32);
+        )
+    ),
+    source!(
+        "grpo_loss",
+        entries!("grpo_loss";
+            "grpo_loss_fwd" [F32, BF16] (logprob: In<T>, old_logprob: In<T>, ref_logprob: In<T>,
+                advantages: In<T>, mask: In<U32>, partial: Out<F32>, rows: U32, cols: U32,
+                clip_low: F32, clip_high: F32, dual_clip: F32, beta: F32);
+            "grpo_loss_bwd" [F32, BF16] (logprob: In<T>, old_logprob: In<T>, ref_logprob: In<T>,
+                advantages: In<T>, mask: In<U32>, partial: In<F32>, totals: Out<F32>,
+                dlogprob: Out<T>, rows: U32, cols: U32, clip_low: F32, clip_high: F32,
+                dual_clip: F32, beta: F32, sequence_mean: U32);
+        )
+    ),
+    source!(
+        "value_loss",
+        entries!("value_loss";
+            "value_loss_fwd" [F32, BF16] (values: In<T>, old_values: In<T>, returns: In<T>,
+                mask: In<U32>, partial: Out<F32>, rows: U32, cols: U32, clip: F32);
+            "value_loss_bwd" [F32, BF16] (values: In<T>, old_values: In<T>, returns: In<T>,
+                mask: In<U32>, partial: In<F32>, totals: Out<F32>, dvalues: Out<T>, rows: U32,
+                cols: U32, clip: F32, sequence_mean: U32);
+        )
+    ),
+    source!(
+        "bt_loss",
+        entries!("bt_loss";
+            "bt_loss_fwd" [F32, BF16] (chosen: In<T>, rejected: In<T>, margin: In<T>,
+                label: In<T>, loss: Out<F32>, P: U32, smoothing: F32);
+            "bt_loss_bwd" [F32, BF16] (chosen: In<T>, rejected: In<T>, margin: In<T>,
+                label: In<T>, dloss: In<F32>, dchosen: Out<T>, drejected: Out<T>, P: U32,
+                smoothing: F32);
+            "bt_loss_fwd_binary" [F32, BF16]
+                (reward: In<T>, label: In<T>, loss: Out<F32>, P: U32);
+            "bt_loss_bwd_binary" [F32, BF16]
+                (reward: In<T>, label: In<T>, dloss: In<F32>, dreward: Out<T>, P: U32);
+        )
+    ),
+    source!(
+        "masked_whiten",
+        entries!("masked_whiten";
+            "masked_whiten_fwd" [F32, BF16] (x: In<T>, mask: In<U32>, y: Out<T>,
+                stats: Out<F32>, n: U32, keep_mean: U32, eps: F32);
+        )
+    ),
+    source!(
+        "gae",
+        entries!("gae";
+            "gae_fwd" [F32, BF16] (rewards: In<T>, values: In<T>, mask: In<U32>,
+                advantages: Out<T>, returns: Out<T>, rows: U32, cols: U32, gamma: F32,
+                lambda: F32);
         )
     ),
 ];

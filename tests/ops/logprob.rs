@@ -219,6 +219,38 @@ fn logprob_rows_are_bit_identical_alone_or_batched<B: Backend>(backend: &B) {
     }
 }
 
+/// The kernels' determinism claim: one row scored alone, and at each position of a batch of 5
+/// whose other rows are fresh random logits (so its start, for an odd V, has every alignment),
+/// gives bit-identical log-prob, lse and entropy, in f32 and bf16.
+fn logprob_row_alone_equals_row_in_any_batch_position<B: Backend>(backend: &B) {
+    let mut rng = Rng::new(16);
+    for (v, dtype) in [(1031, DType::F32), (1031, DType::BF16), (50257, DType::F32), (4099, DType::BF16)] {
+        // Most of the mass in the first and last 160 logits, which misaligned rows read element
+        // by element, so that any change of their fold order shows in the totals' last bits.
+        let mut row = rng.normal_vec(v, 4.0);
+        for j in (0..160).chain(v - 160..v) {
+            row[j] += 12.0;
+        }
+        let target = rng.ids(1, v)[0];
+        let score = |z: &[f32], targets: &[u32]| -> Vec<[u32; 3]> {
+            let n = targets.len();
+            let zt = backend.upload_f32(&[n, v], z, dtype).unwrap();
+            let out = backend.logprob_fwd(&zt, &backend.upload_u32(&[n], targets).unwrap(), 0.8).unwrap();
+            let [lp, h, lse] = [&out.logprob, &out.entropy, &out.lse].map(|t| backend.download_f32(t).unwrap());
+            (0..n).map(|i| [lp[i].to_bits(), h[i].to_bits(), lse[i].to_bits()]).collect()
+        };
+        let alone = score(&row, &[target])[0];
+        for position in 0..5 {
+            let mut z = rng.normal_vec(5 * v, 6.0);
+            z[position * v..(position + 1) * v].copy_from_slice(&row);
+            let mut targets = rng.ids(5, v);
+            targets[position] = target;
+            let batched = score(&z, &targets)[position];
+            assert_eq!(batched, alone, "V={v} {dtype} position {position}: (logprob, entropy, lse) bits differ");
+        }
+    }
+}
+
 fn logprob_rejects_bad_arguments<B: Backend>(backend: &B) {
     let z = backend.zeros(&[3, 7], DType::F32).unwrap();
     let t = backend.upload_u32(&[3], &[0, 6, 1]).unwrap();
@@ -271,12 +303,36 @@ fn logprob_rejects_bad_arguments<B: Backend>(backend: &B) {
     assert!(matches!(err, Error::Argument { op: "logprob_bwd", .. }), "{err}");
 }
 
-backend_tests!(
+backend_tests!(cpu, emu;
     logprob_forward_matches_reference,
     logprob_huge_logits_are_stable,
     logprob_minus_infinity_logits_are_masked_out,
     logprob_backward_matches_finite_differences,
     logprob_backward_large_vocab_and_bf16,
     logprob_rows_are_bit_identical_alone_or_batched,
+    logprob_row_alone_equals_row_in_any_batch_position,
     logprob_rejects_bad_arguments,
 );
+
+/// The forward's I/O on the emulator's counters: global bytes read within 5% of the logits'
+/// size (each logit read once; the repeated packs of misaligned rows, the targets and the
+/// target logits are the rest) and at least 90% of the fetched sectors' bytes used.
+#[test]
+fn logprob_fwd_reads_the_logits_once_coalesced() {
+    let mut rng = Rng::new(17);
+    for (n, v, dtype) in [(3, 50257, DType::F32), (3, 50257, DType::BF16), (1, 70001, DType::F32), (4, 32768, DType::BF16)] {
+        let emu = runtime::Emu::new().unwrap_or_else(|e| panic!("{e}"));
+        let zt = emu.upload_f32(&[n, v], &rng.normal_vec(n * v, 3.0), dtype).unwrap();
+        let tt = emu.upload_u32(&[n], &rng.ids(n, v)).unwrap();
+        emu.logprob_fwd(&zt, &tt, 1.0).unwrap();
+        let name = format!("logprob_fwd_{}", if dtype == DType::BF16 { "bf16" } else { "f32" });
+        let stats = emu.kernel_stats();
+        let (_, s) = stats.iter().find(|(k, _)| *k == name).unwrap_or_else(|| panic!("no stats for {name}"));
+        let logits_bytes = (n * v * dtype.size_in_bytes()) as f64;
+        let ratio = s.counters.global_load_bytes as f64 / logits_bytes;
+        let coalescing = s.counters.global_coalescing();
+        println!("{name} N={n} V={v}: read {ratio:.4}x the logits, coalescing {coalescing:.4}");
+        assert!((1.0..=1.05).contains(&ratio), "{name} N={n} V={v}: read {ratio}x the logits");
+        assert!(coalescing >= 0.9, "{name} N={n} V={v}: coalescing {coalescing}");
+    }
+}

@@ -19,18 +19,18 @@ use crate::gpu::{transfer, GpuBackend, GpuBuffer};
 use crate::ops::adamw::AdamW;
 use crate::ops::attention::{AttentionGrads, AttentionOut};
 use crate::ops::cross_entropy::{self, CrossEntropyOut};
-use crate::ops::bt_loss::{BtLossGrads, BtPairs};
-use crate::ops::gae::GaeOut;
+use crate::ops::bt_loss::{self, BtLossGrads, BtPairs};
+use crate::ops::gae::{self, GaeOut};
 use crate::ops::gemm::{GemmGrads, GemmSpec};
-use crate::ops::grpo_loss::{GrpoLossConfig, GrpoLossOut};
-use crate::ops::kl::KlEstimator;
+use crate::ops::grpo_loss::{self, GrpoLossConfig, GrpoLossOut};
+use crate::ops::kl::{self, KlEstimator};
 use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
-use crate::ops::logprob::LogProbOut;
-use crate::ops::masked_whiten::WhitenOut;
-use crate::ops::ppo_loss::{PpoLossConfig, PpoLossOut};
+use crate::ops::logprob::{self, LogProbOut};
+use crate::ops::masked_whiten::{self, WhitenOut};
+use crate::ops::ppo_loss::{self, PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::{self, SwiGluGrads};
-use crate::ops::value_loss::{ValueLossConfig, ValueLossOut};
+use crate::ops::value_loss::{self, ValueLossConfig, ValueLossOut};
 use crate::ops::{elementwise, embedding, gelu};
 use crate::{Backend, DType, Error, Result, Tensor};
 
@@ -317,124 +317,124 @@ impl Backend for Emu {
 
     fn logprob_fwd(
         &self,
-        _logits: &Tensor<Self>,
-        _targets: &Tensor<Self>,
-        _inv_temperature: f32,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        inv_temperature: f32,
     ) -> Result<LogProbOut<Self>> {
-        no_kernel("logprob_fwd")
+        logprob::forward_gpu(self, logits, targets, inv_temperature)
     }
 
     fn logprob_bwd(
         &self,
-        _logits: &Tensor<Self>,
-        _targets: &Tensor<Self>,
-        _lse: &Tensor<Self>,
-        _entropy: &Tensor<Self>,
-        _dlogprob: &Tensor<Self>,
-        _dentropy: Option<&Tensor<Self>>,
-        _inv_temperature: f32,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        entropy: &Tensor<Self>,
+        dlogprob: &Tensor<Self>,
+        dentropy: Option<&Tensor<Self>>,
+        inv_temperature: f32,
     ) -> Result<Tensor<Self>> {
-        no_kernel("logprob_bwd")
+        logprob::backward_gpu(self, logits, targets, lse, entropy, dlogprob, dentropy, inv_temperature)
     }
 
     fn kl_fwd(
         &self,
-        _logprob: &Tensor<Self>,
-        _ref_logprob: &Tensor<Self>,
-        _estimator: KlEstimator,
+        logprob: &Tensor<Self>,
+        ref_logprob: &Tensor<Self>,
+        estimator: KlEstimator,
     ) -> Result<Tensor<Self>> {
-        no_kernel("kl_fwd")
+        kl::forward_gpu(self, logprob, ref_logprob, estimator)
     }
 
     fn kl_bwd(
         &self,
-        _logprob: &Tensor<Self>,
-        _ref_logprob: &Tensor<Self>,
-        _estimator: KlEstimator,
-        _dkl: &Tensor<Self>,
+        logprob: &Tensor<Self>,
+        ref_logprob: &Tensor<Self>,
+        estimator: KlEstimator,
+        dkl: &Tensor<Self>,
     ) -> Result<Tensor<Self>> {
-        no_kernel("kl_bwd")
+        kl::backward_gpu(self, logprob, ref_logprob, estimator, dkl)
     }
 
     fn ppo_loss(
         &self,
-        _logprob: &Tensor<Self>,
-        _old_logprob: &Tensor<Self>,
-        _advantages: &Tensor<Self>,
-        _mask: &Tensor<Self>,
-        _config: &PpoLossConfig,
+        logprob: &Tensor<Self>,
+        old_logprob: &Tensor<Self>,
+        advantages: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        config: &PpoLossConfig,
     ) -> Result<PpoLossOut<Self>> {
-        no_kernel("ppo_loss")
+        ppo_loss::ppo_loss_gpu(self, logprob, old_logprob, advantages, mask, config)
     }
 
     fn value_loss(
         &self,
-        _values: &Tensor<Self>,
-        _old_values: &Tensor<Self>,
-        _returns: &Tensor<Self>,
-        _mask: &Tensor<Self>,
-        _config: &ValueLossConfig,
+        values: &Tensor<Self>,
+        old_values: &Tensor<Self>,
+        returns: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        config: &ValueLossConfig,
     ) -> Result<ValueLossOut<Self>> {
-        no_kernel("value_loss")
+        value_loss::value_loss_gpu(self, values, old_values, returns, mask, config)
     }
 
     fn grpo_loss(
         &self,
-        _logprob: &Tensor<Self>,
-        _old_logprob: &Tensor<Self>,
-        _ref_logprob: Option<&Tensor<Self>>,
-        _advantages: &Tensor<Self>,
-        _mask: &Tensor<Self>,
-        _config: &GrpoLossConfig,
+        logprob: &Tensor<Self>,
+        old_logprob: &Tensor<Self>,
+        ref_logprob: Option<&Tensor<Self>>,
+        advantages: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        config: &GrpoLossConfig,
     ) -> Result<GrpoLossOut<Self>> {
-        no_kernel("grpo_loss")
+        grpo_loss::grpo_loss_gpu(self, logprob, old_logprob, ref_logprob, advantages, mask, config)
     }
 
     fn gae(
         &self,
-        _rewards: &Tensor<Self>,
-        _values: &Tensor<Self>,
-        _mask: &Tensor<Self>,
-        _gamma: f32,
-        _lambda: f32,
+        rewards: &Tensor<Self>,
+        values: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        gamma: f32,
+        lambda: f32,
     ) -> Result<GaeOut<Self>> {
-        no_kernel("gae")
+        gae::gae_gpu(self, rewards, values, mask, gamma, lambda)
     }
 
     fn masked_whiten(
         &self,
-        _x: &Tensor<Self>,
-        _mask: &Tensor<Self>,
-        _keep_mean: bool,
-        _eps: f32,
+        x: &Tensor<Self>,
+        mask: &Tensor<Self>,
+        keep_mean: bool,
+        eps: f32,
     ) -> Result<WhitenOut<Self>> {
-        no_kernel("masked_whiten")
+        masked_whiten::masked_whiten_gpu(self, x, mask, keep_mean, eps)
     }
 
-    fn bt_loss_fwd(&self, _pairs: BtPairs<'_, Self>, _label_smoothing: f32) -> Result<Tensor<Self>> {
-        no_kernel("bt_loss_fwd")
+    fn bt_loss_fwd(&self, pairs: BtPairs<'_, Self>, label_smoothing: f32) -> Result<Tensor<Self>> {
+        bt_loss::bt_forward_gpu(self, pairs, label_smoothing)
     }
 
     fn bt_loss_bwd(
         &self,
-        _pairs: BtPairs<'_, Self>,
-        _label_smoothing: f32,
-        _dloss: &Tensor<Self>,
+        pairs: BtPairs<'_, Self>,
+        label_smoothing: f32,
+        dloss: &Tensor<Self>,
     ) -> Result<BtLossGrads<Self>> {
-        no_kernel("bt_loss_bwd")
+        bt_loss::bt_backward_gpu(self, pairs, label_smoothing, dloss)
     }
 
-    fn binary_reward_loss_fwd(&self, _reward: &Tensor<Self>, _label: &Tensor<Self>) -> Result<Tensor<Self>> {
-        no_kernel("binary_reward_loss_fwd")
+    fn binary_reward_loss_fwd(&self, reward: &Tensor<Self>, label: &Tensor<Self>) -> Result<Tensor<Self>> {
+        bt_loss::binary_forward_gpu(self, reward, label)
     }
 
     fn binary_reward_loss_bwd(
         &self,
-        _reward: &Tensor<Self>,
-        _label: &Tensor<Self>,
-        _dloss: &Tensor<Self>,
+        reward: &Tensor<Self>,
+        label: &Tensor<Self>,
+        dloss: &Tensor<Self>,
     ) -> Result<Tensor<Self>> {
-        no_kernel("binary_reward_loss_bwd")
+        bt_loss::binary_backward_gpu(self, reward, label, dloss)
     }
 
     fn adamw_step(

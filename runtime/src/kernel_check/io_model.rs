@@ -45,6 +45,7 @@ fn cases() -> Vec<IoCase> {
     let mut cases = vec![];
     for dtype in [DType::F32, DType::BF16] {
         cases.push(cross_entropy_fwd(64, 50257, dtype));
+        cases.push(logprob_fwd(64, 50257, dtype));
     }
     cases
 }
@@ -84,6 +85,22 @@ fn cross_entropy_fwd(rows: usize, vocab: usize, dtype: DType) -> IoCase {
             let logits = emu.zeros(&[rows, vocab], dtype)?;
             let targets = emu.upload_u32(&[rows], &vec![1; rows])?;
             emu.cross_entropy_fwd(&logits, &targets, u32::MAX).map(drop)
+        }),
+    }
+}
+
+/// Fused log-prob forward over `[N, V]` logits: the logits and targets read once; log-prob,
+/// entropy and log-sum-exp written once: `N·V·sizeof(T) + 4N + 12N` bytes.
+fn logprob_fwd(rows: usize, vocab: usize, dtype: DType) -> IoCase {
+    let model = rows * vocab * dtype.size_in_bytes() + 4 * rows + 12 * rows;
+    IoCase {
+        kernel: format!("logprob_fwd_{dtype}"),
+        shape: format!("[{rows}, {vocab}]"),
+        model_bytes: model as u64,
+        run: Box::new(move |emu| {
+            let logits = emu.zeros(&[rows, vocab], dtype)?;
+            let targets = emu.upload_u32(&[rows], &vec![1; rows])?;
+            emu.logprob_fwd(&logits, &targets, 1.0).map(drop)
         }),
     }
 }

@@ -1,7 +1,9 @@
 //! Every CUDA kernel, run through the Emu backend's ops, against the Cpu backend on the same
 //! inputs (`rlhf kernels test`): awkward shapes, f32 and bf16. One module per op family builds
 //! its cases and runs them on any backend (`rows`: the row-wise ops, rows 1, 7, 64 crossed with
-//! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy).
+//! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy; `logprob`: the fused log-prob over V 5,
+//! 1000, 50257, 70000 and the KL estimators; `losses`: the RL and reward-model losses, masked
+//! whitening and GAE, with rows that have no masked token).
 //!
 //! The Cpu backend is the specification, so the check is "the kernel computes what the Cpu
 //! computes", per output tensor, element by element: `|emu − cpu| <= atol + rtol·|cpu|`, with
@@ -13,6 +15,8 @@
 //! (computed on the host), so each check isolates one kernel.
 
 pub mod io_model;
+mod logprob;
+mod losses;
 mod rng;
 mod rows;
 
@@ -41,6 +45,8 @@ pub struct KernelCheck {
 #[derive(Debug, Clone, Copy)]
 enum Family {
     Rows(rows::Case),
+    Logprob(logprob::Case),
+    Losses(losses::Case),
 }
 
 /// One check: entry point `name` (its helper kernels run too) on one shape.
@@ -56,6 +62,8 @@ struct Case {
 /// Every case `rlhf kernels test` runs, in report order, each with its own seed.
 fn cases() -> Vec<Case> {
     let mut cases = rows::cases();
+    cases.extend(logprob::cases());
+    cases.extend(losses::cases());
     for (seed, case) in (1..).zip(cases.iter_mut()) {
         case.seed = seed;
     }
@@ -67,6 +75,8 @@ fn run<B: Backend>(backend: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType)>> {
     let mut rng = rng::Rng::new(case.seed);
     match &case.family {
         Family::Rows(c) => rows::run(backend, c, &mut rng),
+        Family::Logprob(c) => logprob::run(backend, c, &mut rng),
+        Family::Losses(c) => losses::run(backend, c, &mut rng),
     }
 }
 
@@ -158,9 +168,12 @@ mod tests {
         for source in kernels::SOURCES {
             for entry in source.entries {
                 // The `_reduce` and `_rank` helpers run inside their op's backward.
+                // The masked losses run their `_bwd` kernel in the op that runs their `_fwd`.
+                let masked_loss = ["ppo_loss", "grpo_loss", "value_loss"].contains(&entry.op);
                 let covered = names.contains(entry.name)
                     || entry.name.contains("_bwd_reduce_")
-                    || entry.name == "embedding_bwd_rank_u32";
+                    || entry.name == "embedding_bwd_rank_u32"
+                    || (masked_loss && names.contains(entry.name.replace("_bwd_", "_fwd_").as_str()));
                 assert!(covered, "{} is not checked", entry.name);
             }
         }

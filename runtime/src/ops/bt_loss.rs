@@ -35,6 +35,7 @@
 
 use super::check;
 use crate::cpu::{f32_data, from_f32, from_host};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
 use crate::{Backend, Cpu, DType, Error, Result, Tensor};
 
 const BT_FWD: &str = "bt_loss_fwd";
@@ -218,4 +219,86 @@ pub(crate) fn binary_backward_cpu(reward: &Tensor<Cpu>, label: &Tensor<Cpu>, dlo
     check_labels(BINARY_BWD, &y)?;
     let grad = (0..p).map(|i| g[i] * logistic_grad(r[i], y[i])).collect();
     Ok(from_f32(&[p], grad, reward.dtype()))
+}
+
+/// Threads per block of the per-pair kernels (one thread per pair).
+const GPU_THREADS: u32 = 256;
+
+fn pair_launch(p: u32) -> Launch {
+    Launch::linear(p.div_ceil(GPU_THREADS), GPU_THREADS)
+}
+
+/// Labels and margins are data the kernels do not judge: they are checked on the host first
+/// (one download of each), giving the Cpu's errors.
+fn check_pair_data<G: GpuBackend>(gpu: &G, op: &'static str, pairs: BtPairs<'_, G>, p: usize) -> Result<u32> {
+    check_labels(op, &gpu.download_f32(pairs.label)?)?;
+    check_margins(op, &gpu.download_f32(pairs.margin)?)?;
+    gpu::dim_u32(op, "P", p)
+}
+
+pub(crate) fn bt_forward_gpu<G: GpuBackend>(gpu: &G, pairs: BtPairs<'_, G>, label_smoothing: f32) -> Result<Tensor<G>> {
+    let p = check_bt_forward(pairs, label_smoothing)?;
+    let n = check_pair_data(gpu, BT_FWD, pairs, p)?;
+    let loss = gpu::alloc(gpu, &[p], DType::F32)?;
+    let args = [
+        Arg::In(pairs.reward_chosen),
+        Arg::In(pairs.reward_rejected),
+        Arg::In(pairs.margin),
+        Arg::In(pairs.label),
+        Arg::Out(&loss),
+        Arg::U32(n),
+        Arg::F32(label_smoothing),
+    ];
+    gpu::launch(gpu, BT_FWD, pairs.reward_chosen.dtype(), pair_launch(n), &args)?;
+    Ok(loss)
+}
+
+pub(crate) fn bt_backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    pairs: BtPairs<'_, G>,
+    label_smoothing: f32,
+    dloss: &Tensor<G>,
+) -> Result<BtLossGrads<G>> {
+    let p = check_bt_backward(pairs, label_smoothing, dloss)?;
+    let n = check_pair_data(gpu, BT_BWD, pairs, p)?;
+    let dtype = pairs.reward_chosen.dtype();
+    let grads = BtLossGrads { reward_chosen: gpu::alloc(gpu, &[p], dtype)?, reward_rejected: gpu::alloc(gpu, &[p], dtype)? };
+    let args = [
+        Arg::In(pairs.reward_chosen),
+        Arg::In(pairs.reward_rejected),
+        Arg::In(pairs.margin),
+        Arg::In(pairs.label),
+        Arg::In(dloss),
+        Arg::Out(&grads.reward_chosen),
+        Arg::Out(&grads.reward_rejected),
+        Arg::U32(n),
+        Arg::F32(label_smoothing),
+    ];
+    gpu::launch(gpu, BT_BWD, dtype, pair_launch(n), &args)?;
+    Ok(grads)
+}
+
+pub(crate) fn binary_forward_gpu<G: GpuBackend>(gpu: &G, reward: &Tensor<G>, label: &Tensor<G>) -> Result<Tensor<G>> {
+    let p = check_binary_forward(reward, label)?;
+    check_labels(BINARY_FWD, &gpu.download_f32(label)?)?;
+    let n = gpu::dim_u32(BINARY_FWD, "P", p)?;
+    let loss = gpu::alloc(gpu, &[p], DType::F32)?;
+    let args = [Arg::In(reward), Arg::In(label), Arg::Out(&loss), Arg::U32(n)];
+    gpu::launch(gpu, "bt_loss_fwd_binary", reward.dtype(), pair_launch(n), &args)?;
+    Ok(loss)
+}
+
+pub(crate) fn binary_backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    reward: &Tensor<G>,
+    label: &Tensor<G>,
+    dloss: &Tensor<G>,
+) -> Result<Tensor<G>> {
+    let p = check_binary_backward(reward, label, dloss)?;
+    check_labels(BINARY_BWD, &gpu.download_f32(label)?)?;
+    let n = gpu::dim_u32(BINARY_BWD, "P", p)?;
+    let dreward = gpu::alloc(gpu, &[p], reward.dtype())?;
+    let args = [Arg::In(reward), Arg::In(label), Arg::In(dloss), Arg::Out(&dreward), Arg::U32(n)];
+    gpu::launch(gpu, "bt_loss_bwd_binary", reward.dtype(), pair_launch(n), &args)?;
+    Ok(dreward)
 }

@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use super::check;
 use crate::cpu::{f32_data, from_f32, u32_data};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
 use crate::{Backend, Cpu, Error, Result, Tensor};
 
 const OP: &str = "gae";
@@ -79,4 +80,37 @@ pub(crate) fn gae_cpu(
     }
     let dtype = rewards.dtype();
     Ok(GaeOut { advantages: from_f32(&[b, t], advantages, dtype), returns: from_f32(&[b, t], returns, dtype) })
+}
+
+/// Rows (one thread each) per block of the kernel.
+const GPU_ROWS_PER_BLOCK: u32 = 64;
+
+pub(crate) fn gae_gpu<G: GpuBackend>(
+    gpu: &G,
+    rewards: &Tensor<G>,
+    values: &Tensor<G>,
+    mask: &Tensor<G>,
+    gamma: f32,
+    lambda: f32,
+) -> Result<GaeOut<G>> {
+    let (b, t) = check_gae(rewards, values, mask, gamma, lambda)?;
+    check::binary_mask(OP, &gpu.download_u32(mask)?, t)?;
+    let (rows, cols) = (gpu::dim_u32(OP, "B", b)?, gpu::dim_u32(OP, "T", t)?);
+    gpu::dim_u32(OP, "B·T", b * t)?;
+    let dtype = rewards.dtype();
+    let out = GaeOut { advantages: gpu::alloc(gpu, &[b, t], dtype)?, returns: gpu::alloc(gpu, &[b, t], dtype)? };
+    let args = [
+        Arg::In(rewards),
+        Arg::In(values),
+        Arg::In(mask),
+        Arg::Out(&out.advantages),
+        Arg::Out(&out.returns),
+        Arg::U32(rows),
+        Arg::U32(cols),
+        Arg::F32(gamma),
+        Arg::F32(lambda),
+    ];
+    let launch = Launch::linear(rows.div_ceil(GPU_ROWS_PER_BLOCK), GPU_ROWS_PER_BLOCK);
+    gpu::launch(gpu, "gae_fwd", dtype, launch, &args)?;
+    Ok(out)
 }

@@ -20,8 +20,9 @@
 
 use super::check;
 use super::kl::KlEstimator;
-use super::ppo_loss::{surrogate, PolicyLossStats, PpoLossConfig, SurrogateSums};
+use super::ppo_loss::{dual_clip_arg, masked_loss_gpu, surrogate, PolicyLossStats, PpoLossConfig, SurrogateSums};
 use crate::cpu::{f32_data, from_f32, u32_data};
+use crate::gpu::GpuBackend;
 use crate::{Backend, Cpu, Error, Result, Tensor};
 
 const OP: &str = "grpo_loss";
@@ -114,4 +115,24 @@ pub(crate) fn grpo_loss_cpu(
         stats,
         kl,
     })
+}
+
+/// Without a reference (`β = 0`) the policy's log-probs stand in for it: `log q = 0` gives
+/// `k3 = 0` and a zero KL gradient exactly, the Cpu's "no reference" results.
+pub(crate) fn grpo_loss_gpu<G: GpuBackend>(
+    gpu: &G,
+    logprob: &Tensor<G>,
+    old_logprob: &Tensor<G>,
+    ref_logprob: Option<&Tensor<G>>,
+    advantages: &Tensor<G>,
+    mask: &Tensor<G>,
+    config: &GrpoLossConfig,
+) -> Result<GrpoLossOut<G>> {
+    check_grpo_loss(logprob, old_logprob, ref_logprob, advantages, mask, config)?;
+    let s = &config.surrogate;
+    let scalars = [s.clip_low, s.clip_high, dual_clip_arg(s), config.beta];
+    let reference = ref_logprob.unwrap_or(logprob);
+    let inputs = [logprob, old_logprob, reference, advantages];
+    let (dlogprob, totals) = masked_loss_gpu(gpu, OP, &inputs, mask, &scalars, s.reduction)?;
+    Ok(GrpoLossOut { loss: totals.loss, dlogprob, stats: totals.policy_stats(), kl: totals.mean(3) })
 }

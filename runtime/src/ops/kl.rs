@@ -15,6 +15,7 @@
 
 use super::check;
 use crate::cpu::{f32_data, from_f32};
+use crate::gpu::{self, Arg, GpuBackend};
 use crate::{Backend, Cpu, Result, Tensor};
 
 /// Which KL estimator [`Backend::kl_fwd`] computes.
@@ -34,6 +35,15 @@ impl KlEstimator {
             KlEstimator::K1 => log_ratio,
             KlEstimator::K2 => 0.5 * log_ratio * log_ratio,
             KlEstimator::K3 => (-log_ratio).exp_m1() + log_ratio,
+        }
+    }
+
+    /// The kernels' `estimator` argument.
+    fn kernel_code(self) -> u32 {
+        match self {
+            KlEstimator::K1 => 0,
+            KlEstimator::K2 => 1,
+            KlEstimator::K3 => 2,
         }
     }
 
@@ -88,4 +98,42 @@ pub(crate) fn backward_cpu(
     let dkl = f32_data(dkl);
     let grad = map_log_ratio(logprob, ref_logprob, |i, log_ratio| dkl[i] * estimator.derivative(log_ratio));
     Ok(from_f32(logprob.dims(), grad, logprob.dtype()))
+}
+
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    logprob: &Tensor<G>,
+    ref_logprob: &Tensor<G>,
+    estimator: KlEstimator,
+) -> Result<Tensor<G>> {
+    check_forward(logprob, ref_logprob)?;
+    let dtype = logprob.dtype();
+    let n = gpu::dim_u32("kl_fwd", "n", logprob.numel())?;
+    let kl = gpu::alloc(gpu, logprob.dims(), dtype)?;
+    let args = [Arg::In(logprob), Arg::In(ref_logprob), Arg::Out(&kl), Arg::U32(n), Arg::U32(estimator.kernel_code())];
+    gpu::launch(gpu, "kl_fwd", dtype, gpu::elementwise_launch(n, dtype), &args)?;
+    Ok(kl)
+}
+
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    logprob: &Tensor<G>,
+    ref_logprob: &Tensor<G>,
+    estimator: KlEstimator,
+    dkl: &Tensor<G>,
+) -> Result<Tensor<G>> {
+    check_backward(logprob, ref_logprob, dkl)?;
+    let dtype = logprob.dtype();
+    let n = gpu::dim_u32("kl_bwd", "n", logprob.numel())?;
+    let grad = gpu::alloc(gpu, logprob.dims(), dtype)?;
+    let args = [
+        Arg::In(logprob),
+        Arg::In(ref_logprob),
+        Arg::In(dkl),
+        Arg::Out(&grad),
+        Arg::U32(n),
+        Arg::U32(estimator.kernel_code()),
+    ];
+    gpu::launch(gpu, "kl_bwd", dtype, gpu::elementwise_launch(n, dtype), &args)?;
+    Ok(grad)
 }

@@ -33,10 +33,16 @@ use rayon::prelude::*;
 pub(crate) use self::row::{grad_rows, rows_per_task, RowGrad, RowStats};
 use super::check;
 use crate::cpu::{bf16_data, f32_data, from_host, u32_data, HostFloat};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
 use crate::{Backend, Cpu, DType, Error, Result, Tensor};
 
 const OP_FWD: &str = "logprob_fwd";
 const OP_BWD: &str = "logprob_bwd";
+const OP_BWD_ENTROPY: &str = "logprob_bwd_entropy";
+
+/// Threads per block of the GPU kernels (one block per row). Which thread folds which logit,
+/// and so the forward's bits, depend on it, so it is a constant.
+const GPU_THREADS: u32 = 256;
 
 /// Results of [`Backend::logprob_fwd`], each `[N]` f32.
 pub struct LogProbOut<B: Backend> {
@@ -203,4 +209,71 @@ pub(crate) fn backward_cpu(
         DType::BF16 => from_host(logits.dims(), grad_rows(bf16_data(logits), v, row_grad)),
         _ => from_host(logits.dims(), grad_rows(&f32_data(logits), v, row_grad)),
     })
+}
+
+/// The kernel reads no logit out of range but gives a NaN log-prob for a target `>= V`, so the
+/// targets are checked on the host first (one download of `N` u32), giving the Cpu's error.
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    logits: &Tensor<G>,
+    targets: &Tensor<G>,
+    inv_temperature: f32,
+) -> Result<LogProbOut<G>> {
+    let (rows, classes) = check_forward(logits, targets, inv_temperature)?;
+    check_targets_in_range(OP_FWD, &gpu.download_u32(targets)?, classes, None)?;
+    let (n, v) = (gpu::dim_u32(OP_FWD, "N", rows)?, gpu::dim_u32(OP_FWD, "V", classes)?);
+    let out = LogProbOut {
+        logprob: gpu::alloc(gpu, &[rows], DType::F32)?,
+        entropy: gpu::alloc(gpu, &[rows], DType::F32)?,
+        lse: gpu::alloc(gpu, &[rows], DType::F32)?,
+    };
+    let args = [
+        Arg::In(logits),
+        Arg::In(targets),
+        Arg::Out(&out.logprob),
+        Arg::Out(&out.entropy),
+        Arg::Out(&out.lse),
+        Arg::U32(n),
+        Arg::U32(v),
+        Arg::F32(inv_temperature),
+    ];
+    gpu::launch(gpu, OP_FWD, logits.dtype(), Launch::linear(n, GPU_THREADS), &args)?;
+    Ok(out)
+}
+
+/// `logprob_bwd` without a `dentropy`, `logprob_bwd_entropy` with one.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    logits: &Tensor<G>,
+    targets: &Tensor<G>,
+    lse: &Tensor<G>,
+    entropy: &Tensor<G>,
+    dlogprob: &Tensor<G>,
+    dentropy: Option<&Tensor<G>>,
+    inv_temperature: f32,
+) -> Result<Tensor<G>> {
+    let (rows, classes) = check_backward(logits, targets, lse, entropy, dlogprob, dentropy, inv_temperature)?;
+    check_targets_in_range(OP_BWD, &gpu.download_u32(targets)?, classes, None)?;
+    let (n, v) = (gpu::dim_u32(OP_BWD, "N", rows)?, gpu::dim_u32(OP_BWD, "V", classes)?);
+    let dlogits = gpu::alloc(gpu, logits.dims(), logits.dtype())?;
+    let sizes = [Arg::U32(n), Arg::U32(v), Arg::F32(inv_temperature)];
+    let (stem, args): (&str, Vec<Arg<'_, G>>) = match dentropy {
+        None => (OP_BWD, vec![Arg::In(logits), Arg::In(targets), Arg::In(lse), Arg::In(dlogprob), Arg::Out(&dlogits)]),
+        Some(dentropy) => (
+            OP_BWD_ENTROPY,
+            vec![
+                Arg::In(logits),
+                Arg::In(targets),
+                Arg::In(lse),
+                Arg::In(entropy),
+                Arg::In(dlogprob),
+                Arg::In(dentropy),
+                Arg::Out(&dlogits),
+            ],
+        ),
+    };
+    let args: Vec<Arg<'_, G>> = args.into_iter().chain(sizes).collect();
+    gpu::launch(gpu, stem, logits.dtype(), Launch::linear(n, GPU_THREADS), &args)?;
+    Ok(dlogits)
 }

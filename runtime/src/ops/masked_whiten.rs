@@ -16,7 +16,8 @@
 
 use super::check;
 use crate::cpu::{f32_data, from_f32, u32_data};
-use crate::{Backend, Cpu, Result, Tensor};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
+use crate::{Backend, Cpu, DType, Result, Tensor};
 
 const OP: &str = "masked_whiten";
 
@@ -58,4 +59,36 @@ pub(crate) fn masked_whiten_cpu(
     let shift = if keep_mean { mean32 } else { 0.0 };
     let y = data.iter().zip(m).map(|(&x, &m)| if m == 1 { (x - mean32) * inv_std + shift } else { 0.0 }).collect();
     Ok(WhitenOut { y: from_f32(x.dims(), y, x.dtype()), mean: mean32, std: variance.sqrt() as f32 })
+}
+
+/// One block of the kernel's (it makes three passes over `x`; see `masked_whiten.cu`).
+const GPU_THREADS: u32 = 1024;
+
+pub(crate) fn masked_whiten_gpu<G: GpuBackend>(
+    gpu: &G,
+    x: &Tensor<G>,
+    mask: &Tensor<G>,
+    keep_mean: bool,
+    eps: f32,
+) -> Result<WhitenOut<G>> {
+    check_masked_whiten(x, mask, eps)?;
+    check::binary_mask(OP, &gpu.download_u32(mask)?, x.shape().last().max(1))?;
+    let n = gpu::dim_u32(OP, "n", x.numel())?;
+    let y = gpu::alloc(gpu, x.dims(), x.dtype())?;
+    if n == 0 {
+        return Ok(WhitenOut { y, mean: 0.0, std: 0.0 });
+    }
+    let stats = gpu::alloc(gpu, &[3], DType::F32)?;
+    let args = [
+        Arg::In(x),
+        Arg::In(mask),
+        Arg::Out(&y),
+        Arg::Out(&stats),
+        Arg::U32(n),
+        Arg::U32(u32::from(keep_mean)),
+        Arg::F32(eps),
+    ];
+    gpu::launch(gpu, "masked_whiten_fwd", x.dtype(), Launch::linear(1, GPU_THREADS), &args)?;
+    let stats = gpu.download_f32(&stats)?;
+    Ok(WhitenOut { y, mean: stats[0], std: stats[1] })
 }

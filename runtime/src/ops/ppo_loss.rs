@@ -24,7 +24,8 @@
 
 use super::check;
 use crate::cpu::{f32_data, from_f32, u32_data};
-use crate::{Backend, Cpu, Error, Result, Tensor};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
+use crate::{Backend, Cpu, DType, Error, Result, Tensor};
 
 const OP: &str = "ppo_loss";
 
@@ -226,4 +227,92 @@ pub(crate) fn ppo_loss_cpu(
         dlogprob: from_f32(logprob.dims(), grad, logprob.dtype()),
         stats: sums.stats(),
     })
+}
+
+/// Threads per block of the masked-loss kernels (`kernels/src/masked_loss.cuh`); the totals'
+/// summation order depends on it, so it is a constant.
+const MASKED_LOSS_THREADS: u32 = 256;
+/// Partial sums per row (the kernels store them as `[MASKED_LOSS_PARTIAL, B]`).
+const MASKED_LOSS_PARTIAL: usize = 6;
+
+/// What the masked-loss kernels return besides the gradient: `[loss, tokens, stat0..3, rows
+/// with a token]`, f32.
+pub(crate) struct MaskedLossTotals {
+    pub loss: f32,
+    pub tokens: usize,
+    pub stats: [f32; 4],
+}
+
+impl MaskedLossTotals {
+    /// `stats[k]` per masked token (0 when there is none).
+    pub fn mean(&self, k: usize) -> f32 {
+        if self.tokens == 0 {
+            0.0
+        } else {
+            (f64::from(self.stats[k]) / self.tokens as f64) as f32
+        }
+    }
+
+    /// The ratio-clip statistics of a clipped surrogate (`stat0..2`).
+    pub fn policy_stats(&self) -> PolicyLossStats {
+        PolicyLossStats { clip_fraction: self.mean(0), dual_clip_fraction: self.mean(1), approx_kl: self.mean(2), tokens: self.tokens }
+    }
+}
+
+/// Runs `<op>_fwd` (per-row partial sums) and `<op>_bwd` (totals in a fixed order, and the
+/// gradient) over `[B, T]` `inputs` (already checked) and a mask checked binary here (one download
+/// of `B·T` u32, giving the Cpu's error). `scalars` follow `rows, cols` in both kernels.
+pub(crate) fn masked_loss_gpu<G: GpuBackend>(
+    gpu: &G,
+    op: &'static str,
+    inputs: &[&Tensor<G>],
+    mask: &Tensor<G>,
+    scalars: &[f32],
+    reduction: LossReduction,
+) -> Result<(Tensor<G>, MaskedLossTotals)> {
+    let first = inputs[0];
+    let (b, t) = (first.dims()[0], first.dims()[1]);
+    check::binary_mask(op, &gpu.download_u32(mask)?, t)?;
+    let (rows, cols) = (gpu::dim_u32(op, "B", b)?, gpu::dim_u32(op, "T", t)?);
+    gpu::dim_u32(op, "B·T", b * t)?;
+    let grad = gpu::alloc(gpu, first.dims(), first.dtype())?;
+    if b == 0 {
+        return Ok((grad, MaskedLossTotals { loss: 0.0, tokens: 0, stats: [0.0; 4] }));
+    }
+    let partial = gpu::alloc(gpu, &[MASKED_LOSS_PARTIAL, b], DType::F32)?;
+    let totals = gpu::alloc(gpu, &[7], DType::F32)?;
+    let launch = Launch::linear(rows, MASKED_LOSS_THREADS);
+    let tensors = || inputs.iter().map(|&x| Arg::In(x)).chain([Arg::In(mask)]);
+    let sizes = || [Arg::U32(rows), Arg::U32(cols)].into_iter().chain(scalars.iter().map(|&x| Arg::F32(x)));
+    let fwd: Vec<_> = tensors().chain([Arg::Out(&partial)]).chain(sizes()).collect();
+    gpu::launch(gpu, &format!("{op}_fwd"), first.dtype(), launch, &fwd)?;
+    let sequence_mean = u32::from(reduction == LossReduction::SequenceMean);
+    let bwd: Vec<_> = tensors()
+        .chain([Arg::In(&partial), Arg::Out(&totals), Arg::Out(&grad)])
+        .chain(sizes())
+        .chain([Arg::U32(sequence_mean)])
+        .collect();
+    gpu::launch(gpu, &format!("{op}_bwd"), first.dtype(), launch, &bwd)?;
+    let t = gpu.download_f32(&totals)?;
+    Ok((grad, MaskedLossTotals { loss: t[0], tokens: t[1] as usize, stats: [t[2], t[3], t[4], t[5]] }))
+}
+
+/// The kernels' `dual_clip` argument: 0 for none (a dual clip is above 1).
+pub(crate) fn dual_clip_arg(config: &PpoLossConfig) -> f32 {
+    config.dual_clip.unwrap_or(0.0)
+}
+
+pub(crate) fn ppo_loss_gpu<G: GpuBackend>(
+    gpu: &G,
+    logprob: &Tensor<G>,
+    old_logprob: &Tensor<G>,
+    advantages: &Tensor<G>,
+    mask: &Tensor<G>,
+    config: &PpoLossConfig,
+) -> Result<PpoLossOut<G>> {
+    check_ppo_loss(logprob, old_logprob, advantages, mask, config)?;
+    let scalars = [config.clip_low, config.clip_high, dual_clip_arg(config)];
+    let (dlogprob, totals) =
+        masked_loss_gpu(gpu, OP, &[logprob, old_logprob, advantages], mask, &scalars, config.reduction)?;
+    Ok(PpoLossOut { loss: totals.loss, dlogprob, stats: totals.policy_stats() })
 }

@@ -19,8 +19,9 @@
 //! accumulate in f64 in index order on one thread.
 
 use super::check;
-use super::ppo_loss::LossReduction;
+use super::ppo_loss::{masked_loss_gpu, LossReduction};
 use crate::cpu::{f32_data, from_f32, u32_data};
+use crate::gpu::GpuBackend;
 use crate::{Backend, Cpu, Error, Result, Tensor};
 
 const OP: &str = "value_loss";
@@ -98,4 +99,19 @@ pub(crate) fn value_loss_cpu(
         .collect();
     let clip_fraction = if tokens == 0 { 0.0 } else { (clipped as f64 / tokens as f64) as f32 };
     Ok(ValueLossOut { loss: loss as f32, dvalues: from_f32(values.dims(), grad, values.dtype()), clip_fraction })
+}
+
+/// The kernels take `clip < 0` for no clip.
+pub(crate) fn value_loss_gpu<G: GpuBackend>(
+    gpu: &G,
+    values: &Tensor<G>,
+    old_values: &Tensor<G>,
+    returns: &Tensor<G>,
+    mask: &Tensor<G>,
+    config: &ValueLossConfig,
+) -> Result<ValueLossOut<G>> {
+    check_value_loss(values, old_values, returns, mask, config)?;
+    let scalars = [config.clip.unwrap_or(-1.0)];
+    let (dvalues, totals) = masked_loss_gpu(gpu, OP, &[values, old_values, returns], mask, &scalars, config.reduction)?;
+    Ok(ValueLossOut { loss: totals.loss, dvalues, clip_fraction: totals.mean(0) })
 }

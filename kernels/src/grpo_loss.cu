@@ -1,0 +1,93 @@
+// grpo_loss.cu: GRPO's loss, PPO's clipped surrogate plus β·k3 to the reference, over masked
+// tokens, reduced to one scalar, with d(logprob).
+//
+// Maths (grpo_loss.rs), per masked token: l = l_clip + β·k3, with l_clip PPO's clipped surrogate
+// (dual clip included; see ppo_loss.cu), log q = logprob − ref_logprob, k3 = expm1(−log q) +
+// log q; dl/dlogprob = dl_clip + β·(−expm1(−log q)). L = Σ w·l (token or sequence mean);
+// dlogprob (`=`, storage T) = w·dl, 0 off the mask. Statistics: ratio clip and dual clip counts,
+// Σ (r − 1) − log r, Σ k3. Without a reference (β = 0) the launcher passes the policy's
+// log-probs as ref_logprob: log q = 0 gives k3 = 0 and a zero KL gradient exactly.
+// Shapes: logprob, old_logprob, ref_logprob, advantages [rows, cols] T; mask [rows, cols] u32;
+// partial [6, rows] f32; totals [7] f32.
+// Split, determinism and bytes: masked_loss.cuh (grid = rows, 256 threads per block).
+#include "common.cuh"
+#include "masked_loss.cuh"
+
+template <typename T> struct GrpoToken {
+    const T* logprob;
+    const T* old_logprob;
+    const T* ref_logprob;
+    const T* advantages;
+    float clip_low, clip_high, dual_clip, beta;
+    __device__ TokenTerms operator()(u64 i) const {
+        const float lp = to_f32(logprob[i]);
+        TokenTerms k = clipped_surrogate(lp - to_f32(old_logprob[i]), to_f32(advantages[i]),
+                                         clip_low, clip_high, dual_clip);
+        const float log_q = lp - to_f32(ref_logprob[i]);
+        const float e = expm1f(-log_q);
+        const float kl = e + log_q;
+        k.stat[3] = kl;
+        k.loss += beta * kl;
+        k.grad += beta * -e;
+        return k;
+    }
+};
+
+template <typename T>
+__device__ __forceinline__ void grpo_loss_fwd(const T* logprob, const T* old_logprob,
+                                              const T* ref_logprob, const T* advantages,
+                                              const u32* mask, float* partial, u32 rows, u32 cols,
+                                              float clip_low, float clip_high, float dual_clip,
+                                              float beta) {
+    const GrpoToken<T> token{logprob,  old_logprob, ref_logprob, advantages,
+                             clip_low, clip_high,   dual_clip,   beta};
+    masked_loss_fwd(mask, partial, rows, cols, token);
+}
+
+template <typename T>
+__device__ __forceinline__ void grpo_loss_bwd(const T* logprob, const T* old_logprob,
+                                              const T* ref_logprob, const T* advantages,
+                                              const u32* mask, const float* partial,
+                                              float* totals, T* dlogprob, u32 rows, u32 cols,
+                                              float clip_low, float clip_high, float dual_clip,
+                                              float beta, u32 sequence_mean) {
+    const GrpoToken<T> token{logprob,  old_logprob, ref_logprob, advantages,
+                             clip_low, clip_high,   dual_clip,   beta};
+    masked_loss_bwd(mask, partial, totals, dlogprob, rows, cols, sequence_mean, token);
+}
+
+extern "C" __global__ void grpo_loss_fwd_f32(const float* logprob, const float* old_logprob,
+                                             const float* ref_logprob, const float* advantages,
+                                             const u32* mask, float* partial, u32 rows, u32 cols,
+                                             float clip_low, float clip_high, float dual_clip,
+                                             float beta) {
+    grpo_loss_fwd(logprob, old_logprob, ref_logprob, advantages, mask, partial, rows, cols,
+                  clip_low, clip_high, dual_clip, beta);
+}
+extern "C" __global__ void grpo_loss_fwd_bf16(const bf16* logprob, const bf16* old_logprob,
+                                              const bf16* ref_logprob, const bf16* advantages,
+                                              const u32* mask, float* partial, u32 rows, u32 cols,
+                                              float clip_low, float clip_high, float dual_clip,
+                                              float beta) {
+    grpo_loss_fwd(logprob, old_logprob, ref_logprob, advantages, mask, partial, rows, cols,
+                  clip_low, clip_high, dual_clip, beta);
+}
+
+extern "C" __global__ void grpo_loss_bwd_f32(const float* logprob, const float* old_logprob,
+                                             const float* ref_logprob, const float* advantages,
+                                             const u32* mask, const float* partial, float* totals,
+                                             float* dlogprob, u32 rows, u32 cols, float clip_low,
+                                             float clip_high, float dual_clip, float beta,
+                                             u32 sequence_mean) {
+    grpo_loss_bwd(logprob, old_logprob, ref_logprob, advantages, mask, partial, totals, dlogprob,
+                  rows, cols, clip_low, clip_high, dual_clip, beta, sequence_mean);
+}
+extern "C" __global__ void grpo_loss_bwd_bf16(const bf16* logprob, const bf16* old_logprob,
+                                              const bf16* ref_logprob, const bf16* advantages,
+                                              const u32* mask, const float* partial,
+                                              float* totals, bf16* dlogprob, u32 rows, u32 cols,
+                                              float clip_low, float clip_high, float dual_clip,
+                                              float beta, u32 sequence_mean) {
+    grpo_loss_bwd(logprob, old_logprob, ref_logprob, advantages, mask, partial, totals, dlogprob,
+                  rows, cols, clip_low, clip_high, dual_clip, beta, sequence_mean);
+}

@@ -1,0 +1,78 @@
+// value_loss.cu: the critic's clipped value loss over masked tokens, reduced to one scalar, with
+// d(values).
+//
+// Maths (value_loss.rs), per masked token with v, v_old, R: e = v − R;
+//   no clip (clip < 0): l = e²/2, dl/dv = e;
+//   clip ε >= 0: c = min(max(v, v_old − ε), v_old + ε) − R; l = max(e², c²)/2, and dl/dv = e
+//   when e² >= c² (ties included), 0 when the clipped term is the larger (then v is outside the
+//   clip range and the term is flat in it).
+// L = Σ w·l (token or sequence mean); dvalues (`=`, storage T) = w·dl, 0 off the mask. Statistic:
+// tokens whose clipped term is the larger.
+// Shapes: values, old_values, returns [rows, cols] T; mask [rows, cols] u32; partial [6, rows]
+// f32; totals [7] f32. Split, determinism and bytes: masked_loss.cuh (grid = rows, 256 threads).
+#include "common.cuh"
+#include "masked_loss.cuh"
+
+template <typename T> struct ValueToken {
+    const T* values;
+    const T* old_values;
+    const T* returns;
+    float clip;
+    __device__ TokenTerms operator()(u64 i) const {
+        const float v = to_f32(values[i]);
+        const float ret = to_f32(returns[i]);
+        const float error = v - ret;
+        const float unclipped = error * error;
+        if (clip >= 0.0f) {
+            const float old = to_f32(old_values[i]);
+            const float e = fminf(fmaxf(v, old - clip), old + clip) - ret;
+            if (e * e > unclipped) return TokenTerms{0.5f * (e * e), 0.0f, {1.0f, 0.0f, 0.0f, 0.0f}};
+        }
+        return TokenTerms{0.5f * unclipped, error, {0.0f, 0.0f, 0.0f, 0.0f}};
+    }
+};
+
+template <typename T>
+__device__ __forceinline__ void value_loss_fwd(const T* values, const T* old_values,
+                                               const T* returns, const u32* mask, float* partial,
+                                               u32 rows, u32 cols, float clip) {
+    const ValueToken<T> token{values, old_values, returns, clip};
+    masked_loss_fwd(mask, partial, rows, cols, token);
+}
+
+template <typename T>
+__device__ __forceinline__ void value_loss_bwd(const T* values, const T* old_values,
+                                               const T* returns, const u32* mask,
+                                               const float* partial, float* totals, T* dvalues,
+                                               u32 rows, u32 cols, float clip,
+                                               u32 sequence_mean) {
+    const ValueToken<T> token{values, old_values, returns, clip};
+    masked_loss_bwd(mask, partial, totals, dvalues, rows, cols, sequence_mean, token);
+}
+
+extern "C" __global__ void value_loss_fwd_f32(const float* values, const float* old_values,
+                                              const float* returns, const u32* mask,
+                                              float* partial, u32 rows, u32 cols, float clip) {
+    value_loss_fwd(values, old_values, returns, mask, partial, rows, cols, clip);
+}
+extern "C" __global__ void value_loss_fwd_bf16(const bf16* values, const bf16* old_values,
+                                               const bf16* returns, const u32* mask,
+                                               float* partial, u32 rows, u32 cols, float clip) {
+    value_loss_fwd(values, old_values, returns, mask, partial, rows, cols, clip);
+}
+
+extern "C" __global__ void value_loss_bwd_f32(const float* values, const float* old_values,
+                                              const float* returns, const u32* mask,
+                                              const float* partial, float* totals, float* dvalues,
+                                              u32 rows, u32 cols, float clip, u32 sequence_mean) {
+    value_loss_bwd(values, old_values, returns, mask, partial, totals, dvalues, rows, cols, clip,
+                   sequence_mean);
+}
+extern "C" __global__ void value_loss_bwd_bf16(const bf16* values, const bf16* old_values,
+                                               const bf16* returns, const u32* mask,
+                                               const float* partial, float* totals, bf16* dvalues,
+                                               u32 rows, u32 cols, float clip,
+                                               u32 sequence_mean) {
+    value_loss_bwd(values, old_values, returns, mask, partial, totals, dvalues, rows, cols, clip,
+                   sequence_mean);
+}
