@@ -1,11 +1,13 @@
 //! The main job, `rlhf demo`: on a bundled task, train a tokenizer and an SFT policy from scratch,
-//! improve it with PPO and with GRPO, and evaluate each on held-out prompts (gold reward, KL to
-//! the SFT policy, wall time). Writes `summary.json`, per-step metrics as `metrics.jsonl` and
-//! PNG curves of reward, gold reward and KL into the output directory.
+//! train a reward model on the SFT policy's own samples labelled by the noisy annotator (an
+//! ensemble, denoising, the final model; [`crate::reward::stage`]), pick best-of-N samples with
+//! it, improve the SFT policy with PPO and with GRPO, and evaluate each on held-out prompts (gold
+//! reward, KL to the SFT policy, wall time). Writes `summary.json`, per-step metrics as
+//! `metrics.jsonl` and PNG curves of reward, gold reward and KL into the output directory.
 //!
-//! The RL stages optimise the task's gold reward (a verifiable reward for `arith`); the reward
-//! model trained from noisy preference labels plugs in behind the same `RewardSource` when it
-//! lands, with best-of-N sampling.
+//! The RL stages optimise the task's gold reward (a verifiable reward for `arith`, which the issue
+//! allows); best-of-N picks with the learned reward model. `summary.json` says which reward each
+//! stage used.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,13 +18,15 @@ use models::weights::StorageDtype;
 use runtime::Backend;
 use serde::Serialize;
 
+use crate::best_of_n::{best_of_n, BestOfNReport};
 use crate::eval::{evaluate, EvalOptions};
 use crate::grpo::{GrpoConfig, GrpoTrainer};
 use crate::model::{init_model, ModelShape};
 use crate::plot::{line_chart, Series};
 use crate::ppo::{PpoConfig, PpoTrainer};
 use crate::rollout::policy::{copy_model, token_logprobs};
-use crate::rollout::reward::GoldReward;
+use crate::reward::{run_reward_stage, RewardStageConfig, RewardStageReport};
+use crate::rollout::reward::{GoldReward, LearnedReward};
 use crate::rollout::{sample_responses, TokenLayout};
 use crate::sft::{tokenize, train_sft, SftConfig};
 use crate::tasks::{by_name, Task};
@@ -40,18 +44,26 @@ pub struct DemoOptions {
 }
 
 /// Step counts of each stage.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Budget {
     sft_steps: usize,
     rl_steps: usize,
+    reward: RewardStageConfig,
+    /// Samples per prompt for best-of-N.
+    best_of: usize,
 }
 
 impl Budget {
-    fn for_run(quick: bool) -> Self {
+    fn for_run(quick: bool, seed: u64) -> Self {
         if quick {
-            Budget { sft_steps: 500, rl_steps: 8 }
+            let mut reward = RewardStageConfig::new(8, 2, 150, 400, seed);
+            reward.held_out_rounds = 4;
+            reward.compare_undenoised = false;
+            Budget { sft_steps: 500, rl_steps: 8, reward, best_of: 8 }
         } else {
-            Budget { sft_steps: 1500, rl_steps: 40 }
+            let mut reward = RewardStageConfig::new(32, 3, 300, 1200, seed);
+            reward.check_every = 200;
+            Budget { sft_steps: 1500, rl_steps: 40, reward, best_of: 16 }
         }
     }
 }
@@ -61,6 +73,8 @@ impl Budget {
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Sft,
+    Reward,
+    BestOfN,
     Ppo,
     Grpo,
     Eval,
@@ -87,6 +101,80 @@ pub struct PolicyResult {
     pub seconds: f64,
 }
 
+/// Best-of-N with the reward model on the held-out prompts, judged by gold.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BestOfNResult {
+    /// Mean gold reward of the picked responses.
+    pub gold: f64,
+    pub n: usize,
+    /// Mean gold reward of a single sample, and of the best of the `n` by gold (the ceiling).
+    pub sample_gold: f64,
+    pub oracle_gold: f64,
+    pub seconds: f64,
+}
+
+impl BestOfNResult {
+    fn new(report: &BestOfNReport, seconds: f64) -> Self {
+        BestOfNResult { gold: report.gold, n: report.n, sample_gold: report.sample_gold, oracle_gold: report.oracle_gold, seconds }
+    }
+}
+
+/// The reward model's held-out pair accuracies and what its stage did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RewardModelResult {
+    /// Pairs ranked the gold way (pairs with a gold preference).
+    pub gold_accuracy: f64,
+    /// Pairs ranked as the noisy annotator labelled them.
+    pub noisy_accuracy: f64,
+    /// The same final model trained on the raw (not denoised) labels, when measured.
+    pub no_denoising_gold_accuracy: Option<f64>,
+    pub no_denoising_noisy_accuracy: Option<f64>,
+    /// The ensemble's mean reward difference, as a ranking.
+    pub ensemble_mean_gold_accuracy: Option<f64>,
+    pub flip_fraction: f64,
+    pub train_pairs: usize,
+    pub validation_pairs: usize,
+    pub held_out_pairs: usize,
+    pub held_out_gold_pairs: usize,
+    /// Denoising judged by gold (measurement only): flips that corrected and that broke a label.
+    pub flips_correcting: Option<usize>,
+    pub flips_damaging: Option<usize>,
+    /// The step early stopping kept, of the final model's steps.
+    pub selected_step: usize,
+    pub steps: usize,
+    pub seconds: f64,
+}
+
+impl RewardModelResult {
+    fn new(report: &RewardStageReport, config: &RewardStageConfig) -> Self {
+        RewardModelResult {
+            gold_accuracy: report.held_out.gold_accuracy,
+            noisy_accuracy: report.held_out.label_accuracy,
+            no_denoising_gold_accuracy: report.undenoised.map(|a| a.gold_accuracy),
+            no_denoising_noisy_accuracy: report.undenoised.map(|a| a.label_accuracy),
+            ensemble_mean_gold_accuracy: report.ensemble_mean.map(|a| a.gold_accuracy),
+            flip_fraction: config.flip_fraction,
+            train_pairs: report.train_pairs,
+            validation_pairs: report.validation_pairs,
+            held_out_pairs: report.held_out_pairs,
+            held_out_gold_pairs: report.held_out.gold_pairs,
+            flips_correcting: report.audit.map(|a| a.flips_correcting),
+            flips_damaging: report.audit.map(|a| a.flips_damaging),
+            selected_step: report.selection.step,
+            steps: config.final_model.steps,
+            seconds: report.seconds,
+        }
+    }
+}
+
+/// Which reward each stage optimised or picked by.
+#[derive(Debug, Clone, Serialize)]
+pub struct RewardsUsed {
+    pub best_of_n: &'static str,
+    pub ppo: &'static str,
+    pub grpo: &'static str,
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoSummary {
@@ -95,7 +183,10 @@ pub struct DemoSummary {
     pub quick: bool,
     /// What the RL stages optimised.
     pub reward_source: &'static str,
+    pub rewards_used: RewardsUsed,
     pub sft: PolicyResult,
+    pub reward_model: RewardModelResult,
+    pub best_of_n: BestOfNResult,
     pub ppo: PolicyResult,
     pub grpo: PolicyResult,
     pub seconds: f64,
@@ -150,7 +241,7 @@ fn assess<B: Backend>(
 /// Runs the whole demo on `backend`, reporting progress as it goes.
 pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut dyn FnMut(&Progress)) -> Result<DemoSummary> {
     let start = Instant::now();
-    let budget = Budget::for_run(options.quick);
+    let budget = Budget::for_run(options.quick, options.seed);
     let task = by_name(&options.task, options.seed)?;
     let task = task.as_ref();
     std::fs::create_dir_all(&options.out).map_err(|e| io_err(&options.out, e))?;
@@ -179,6 +270,23 @@ pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut d
     progress(&Progress { stage: Stage::Eval, step: 0, total: 3, message: "SFT policy".into() });
     let (sft_gold, _) = assess(backend, &sft, &sft, &tokenizer, task, options.seed)?;
     let sft_result = PolicyResult { gold: sft_gold, kl: 0.0, seconds: sft_seconds };
+
+    // Reward model from the SFT policy's samples and the noisy annotator's labels.
+    let reward_stage = run_reward_stage(backend, &sft, &tokenizer, task, &budget.reward, &mut |p| {
+        let message = format!("{} loss {:.3}", p.phase, p.loss);
+        progress(&Progress { stage: Stage::Reward, step: p.step, total: p.total, message });
+    })?;
+    let reward_model = RewardModelResult::new(&reward_stage.report, &budget.reward);
+
+    // Best-of-N on the held-out prompts, picked by the reward model.
+    let stage_start = Instant::now();
+    let message = format!("best of {} by the reward model", budget.best_of);
+    progress(&Progress { stage: Stage::BestOfN, step: 0, total: 1, message });
+    let mut learned = LearnedReward { model: &reward_stage.model, pad_id: tokenizer.pad_id() };
+    let report =
+        best_of_n(backend, &sft, &tokenizer, task, task.eval_prompts(), budget.best_of, 1.0, options.seed, &mut learned)?;
+    let best_of_n_result = BestOfNResult::new(&report, stage_start.elapsed().as_secs_f64());
+    drop(reward_stage);
 
     // PPO.
     let stage_start = Instant::now();
@@ -241,7 +349,10 @@ pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut d
         seed: options.seed,
         quick: options.quick,
         reward_source: "gold",
+        rewards_used: RewardsUsed { best_of_n: "reward_model", ppo: "gold", grpo: "gold" },
         sft: sft_result,
+        reward_model,
+        best_of_n: best_of_n_result,
         ppo: ppo_result,
         grpo: grpo_result,
         seconds: start.elapsed().as_secs_f64(),

@@ -5,12 +5,14 @@
 mod common;
 
 mod annotator;
+mod best_of_n;
 mod eval;
 mod grpo;
 mod optim;
 mod plot;
 mod ppo;
 mod reward_denoise;
+mod reward_stage;
 mod reward_train;
 mod rl_setup;
 mod sft;

@@ -1,7 +1,8 @@
 //! Where rollout rewards come from, and how they are shaped before the policy sees them.
 //!
 //! [`RewardSource`] scores sampled responses: [`GoldReward`] is the task's own verifier (RLVR:
-//! "the gold reward for verifiable tasks"); a learned reward model plugs in behind the same trait.
+//! "the gold reward for verifiable tasks"); [`LearnedReward`] is a reward model trained on
+//! preferences, behind the same trait.
 //! [`RunningMoments`] keeps the running mean and variance of every score seen so far, for PPO's
 //! reward normalisation.
 
@@ -9,6 +10,8 @@ use runtime::Backend;
 
 use super::Sample;
 use crate::eval::score;
+use crate::reward::ensemble::SCORE_BATCH;
+use crate::reward::RewardModel;
 use crate::tasks::Task;
 use crate::Result;
 
@@ -37,6 +40,25 @@ impl<B: Backend> RewardSource<B> for GoldReward<'_> {
 
     fn score(&mut self, _backend: &B, samples: &[Sample]) -> Result<Vec<f32>> {
         Ok(gold_rewards(self.task, samples))
+    }
+}
+
+/// A learned reward model's score of each sample (prompt and response ids as generated, end
+/// marker included when the response finished).
+pub struct LearnedReward<'a, B: Backend> {
+    pub model: &'a RewardModel<B>,
+    pub pad_id: u32,
+}
+
+impl<B: Backend> RewardSource<B> for LearnedReward<'_, B> {
+    fn name(&self) -> &str {
+        "reward_model"
+    }
+
+    fn score(&mut self, backend: &B, samples: &[Sample]) -> Result<Vec<f32>> {
+        let rows: Vec<(&[u32], &[u32])> =
+            samples.iter().map(|s| (s.prompt_ids.as_slice(), s.response_ids.as_slice())).collect();
+        self.model.score(backend, &rows, self.pad_id, SCORE_BATCH)
     }
 }
 
