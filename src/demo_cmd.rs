@@ -58,17 +58,17 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         summary.task, summary.seed, used.best_of_n, used.ppo, used.grpo
     );
     let rm = &summary.reward_model;
-    let undenoised = match (rm.no_denoising_gold_accuracy, rm.no_denoising_noisy_accuracy) {
-        (Some(gold), Some(noisy)) => format!("; without denoising {gold:.3} / {noisy:.3}"),
-        _ => String::new(),
-    };
     println!(
-        "reward model ({:.0}% of labels flipped): held-out pair accuracy vs gold {:.3}, vs noisy labels {:.3}{undenoised} ({:.1} s)",
+        "reward model ({:.0}% of labels flipped, trained on {} labels): held-out pair accuracy vs gold {:.3}, vs noisy labels {:.3} ({:.1} s)",
         100.0 * rm.flip_fraction,
+        rm.trained_on,
         rm.gold_accuracy,
         rm.noisy_accuracy,
         rm.seconds
     );
+    if let (Some(denoised), Some(raw)) = (rm.denoised_gold_accuracy, rm.no_denoising_gold_accuracy) {
+        println!("  gold accuracy trained on ensemble-denoised labels {denoised:.3}, on raw labels {raw:.3}");
+    }
     println!("{:<10} {:>12} {:>10} {:>9}", "policy", "held-out gold", "KL to SFT", "seconds");
     let bon = &summary.best_of_n;
     for (name, r) in [("SFT", summary.sft), ("PPO", summary.ppo), ("GRPO", summary.grpo)] {

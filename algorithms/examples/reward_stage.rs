@@ -7,13 +7,15 @@
 //! Keys (defaults in brackets): `seed` [0], `rounds` [16], `members` [4], `member_steps` [400],
 //! `final_steps` [1000], `batch` [64], `lr` [3e-3], `check` [100], `grm` [0], `smoothing` [0],
 //! `soft` [0: flip only], `flip_z` [1], `undenoised` [1], `layers` [2], `sft_steps` [1500],
-//! `sum` [1: token-sum readout, 0: last token], `held_out_rounds` [16], `cache` [none: a directory holding the SFT policy between runs].
+//! `readout` [sum, mean or last], `held_out_rounds` [16], `drop` [0: flip contradicted labels, 1: leave those pairs out], `cache` [none: a directory holding the SFT policy between runs].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use algorithms::best_of_n::best_of_n;
 use algorithms::model::{init_model, ModelShape};
+use algorithms::rollout::reward::LearnedReward;
 use algorithms::reward::{pair_accuracy, reward_differences, run_reward_stage, Readout, RewardLossConfig, RewardStageConfig};
 use algorithms::tasks::arith::{has_carry, parse_prompt};
 use algorithms::sft::{tokenize, train_sft, SftConfig};
@@ -72,7 +74,12 @@ fn main() -> algorithms::Result<()> {
     for rm in [&mut config.member, &mut config.final_model] {
         *rm = algorithms::reward::RewardConfig { loss, ..algorithms::reward::RewardConfig::new(rm.steps, batch, lr) };
     }
-    config.readout = if num("sum", "1") != 0.0 { Readout::TokenSum } else { Readout::LastToken };
+    config.readout = match get("readout", "sum").as_str() {
+        "last" => Readout::LastToken,
+        "mean" => Readout::TokenMean,
+        _ => Readout::TokenSum,
+    };
+    config.drop_contradicted = num("drop", "0") != 0.0;
     config.held_out_rounds = num("held_out_rounds", "16") as usize;
     config.check_every = num("check", "100") as usize;
     config.denoise.soft_labels = num("soft", "0") != 0.0;
@@ -107,9 +114,12 @@ fn main() -> algorithms::Result<()> {
     if let (Some(counts), Some(audit)) = (report.denoise_counts, report.audit) {
         println!("denoising: {counts:?}; {audit:?}");
     }
-    if let Some(acc) = report.undenoised {
-        println!("no denoising: gold {:.3} noisy {:.3}", acc.gold_accuracy, acc.label_accuracy);
+    for (name, found) in [("denoised", report.denoised), ("no denoising", report.undenoised)] {
+        if let Some((acc, validation)) = found {
+            println!("{name}: gold {:.3} noisy {:.3} (validation {validation:.3})", acc.gold_accuracy, acc.label_accuracy);
+        }
     }
+    println!("kept the model trained on {} labels", if report.chose_denoised { "denoised" } else { "raw" });
     println!("checks: {:?}", report.selection.checks);
     println!(
         "FINAL seed {seed}: gold {:.3} noisy {:.3} (step {}, validation {:.3}); stage {:.1} s",
@@ -119,6 +129,9 @@ fn main() -> algorithms::Result<()> {
         report.selection.label_accuracy,
         report.seconds
     );
+    let mut learned = LearnedReward { model: &out.model, pad_id: tokenizer.pad_id() };
+    let bon = best_of_n(&backend, &policy, &tokenizer, task.as_ref(), task.eval_prompts(), 16, 1.0, seed, &mut learned)?;
+    println!("best-of-16: {bon:?}");
     std::fs::remove_dir_all(&dir).map_err(|source| algorithms::Error::Io { path: dir.display().to_string(), source })?;
     Ok(())
 }

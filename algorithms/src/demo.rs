@@ -56,7 +56,8 @@ struct Budget {
 impl Budget {
     fn for_run(quick: bool, seed: u64) -> Self {
         if quick {
-            let mut reward = RewardStageConfig::new(8, 2, 150, 400, seed);
+            // No ensemble: members this short flip about as many right labels as wrong ones.
+            let mut reward = RewardStageConfig::new(12, 0, 0, 600, seed);
             reward.held_out_rounds = 4;
             reward.compare_undenoised = false;
             Budget { sft_steps: 500, rl_steps: 8, reward, best_of: 8 }
@@ -126,7 +127,12 @@ pub struct RewardModelResult {
     pub gold_accuracy: f64,
     /// Pairs ranked as the noisy annotator labelled them.
     pub noisy_accuracy: f64,
-    /// The same final model trained on the raw (not denoised) labels, when measured.
+    /// Which labels the kept model was trained on: `denoised` or `raw` (the model more accurate
+    /// on the noisy validation labels is kept).
+    pub trained_on: &'static str,
+    /// The final model trained on the denoised labels, and the same trained on the raw labels
+    /// (when measured).
+    pub denoised_gold_accuracy: Option<f64>,
     pub no_denoising_gold_accuracy: Option<f64>,
     pub no_denoising_noisy_accuracy: Option<f64>,
     /// The ensemble's mean reward difference, as a ranking.
@@ -150,8 +156,10 @@ impl RewardModelResult {
         RewardModelResult {
             gold_accuracy: report.held_out.gold_accuracy,
             noisy_accuracy: report.held_out.label_accuracy,
-            no_denoising_gold_accuracy: report.undenoised.map(|a| a.gold_accuracy),
-            no_denoising_noisy_accuracy: report.undenoised.map(|a| a.label_accuracy),
+            trained_on: if report.chose_denoised { "denoised" } else { "raw" },
+            denoised_gold_accuracy: report.denoised.map(|a| a.0.gold_accuracy),
+            no_denoising_gold_accuracy: report.undenoised.map(|a| a.0.gold_accuracy),
+            no_denoising_noisy_accuracy: report.undenoised.map(|a| a.0.label_accuracy),
             ensemble_mean_gold_accuracy: report.ensemble_mean.map(|a| a.gold_accuracy),
             flip_fraction: config.flip_fraction,
             train_pairs: report.train_pairs,

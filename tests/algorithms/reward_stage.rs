@@ -44,17 +44,20 @@ fn token_sum_readout_adds_the_scores_of_the_response_prefixes() {
     let (_dir, tok, policy) = tiny_sft_policy("reward-readout", 30);
     let last = RewardModel::from_policy(&backend, &policy, 0.5, 2).unwrap();
     let sum = RewardModel::from_policy(&backend, &policy, 0.5, 2).unwrap().with_readout(Readout::TokenSum);
+    let mean = RewardModel::from_policy(&backend, &policy, 0.5, 2).unwrap().with_readout(Readout::TokenMean);
     let prompt = tok.encode("3>").unwrap();
     let responses = [tok.encode_response("4").unwrap(), tok.encode_response("47").unwrap(), tok.encode_response("123").unwrap()];
     let rows: Vec<(&[u32], &[u32])> = responses.iter().map(|r| (prompt.as_slice(), r.as_slice())).collect();
     // Scored in one padded batch and one row at a time: padding must not leak into the sums.
     let batched = sum.score(&backend, &rows, tok.pad_id(), 8).unwrap();
     let single = sum.score(&backend, &rows, tok.pad_id(), 1).unwrap();
-    for ((response, &b), &s) in responses.iter().zip(&batched).zip(&single) {
+    let means = mean.score(&backend, &rows, tok.pad_id(), 8).unwrap();
+    for (((response, &b), &s), &m) in responses.iter().zip(&batched).zip(&single).zip(&means) {
         let prefixes: Vec<(&[u32], &[u32])> = (1..=response.len()).map(|k| (prompt.as_slice(), &response[..k])).collect();
         let want: f64 = last.score(&backend, &prefixes, tok.pad_id(), 1).unwrap().iter().map(|&x| f64::from(x)).sum();
         assert!((f64::from(b) - want).abs() < 1e-5, "{response:?}: token sum {b}, prefix sum {want}");
         assert!((b - s).abs() < 1e-5, "{response:?}: batched {b}, alone {s}");
+        assert!((f64::from(m) - want / response.len() as f64).abs() < 1e-5, "{response:?}: token mean {m}");
     }
     // A one-token response reads the same position either way.
     let one = [(prompt.as_slice(), responses[0].as_slice())];
@@ -112,7 +115,13 @@ fn reward_stage_reports_every_model_it_trains() {
     assert_eq!(report.held_out_pairs, out.held_out.len());
     let counts = report.denoise_counts.unwrap();
     assert_eq!(counts.kept + counts.flipped + counts.softened, report.train_pairs);
-    assert!(report.undenoised.is_some() && report.ensemble_mean.is_some());
+    assert!(report.ensemble_mean.is_some());
+    // Of the models on denoised and on raw labels, the one better on the validation labels is kept.
+    let ((denoised, denoised_validation), (raw, raw_validation)) = (report.denoised.unwrap(), report.undenoised.unwrap());
+    let (kept, kept_validation) =
+        if raw_validation > denoised_validation { (raw, raw_validation) } else { (denoised, denoised_validation) };
+    assert_eq!(report.chose_denoised, raw_validation <= denoised_validation);
+    assert_eq!((report.held_out, report.selection.label_accuracy), (kept, kept_validation));
     // The report's accuracy is the returned model's on the returned pairs.
     let again = evaluate_pairs(&backend, &out.model, &out.held_out, tok.pad_id()).unwrap();
     assert_eq!(again, report.held_out);

@@ -88,7 +88,7 @@ fn awkward_pairs(tok: &TaskTokenizer) -> Vec<PreferencePair> {
 
 #[test]
 fn reward_loss_and_gradients_match_an_f64_reference() {
-    for readout in [Readout::LastToken, Readout::TokenSum] {
+    for readout in [Readout::LastToken, Readout::TokenSum, Readout::TokenMean] {
         loss_and_gradients_match_an_f64_reference(readout);
     }
 }

@@ -21,6 +21,10 @@ pub enum Readout {
     /// whole sum in the trunk's depth. Positions two responses share (a common prefix) score the
     /// same and cancel in `r_c − r_r`, so a pair's gradient lands where the responses differ.
     TokenSum,
+    /// The mean of the scalar head over the response tokens: [`Readout::TokenSum`] without its
+    /// pull towards longer responses, which pairs of equal length never correct and best-of-N
+    /// exploits.
+    TokenMean,
 }
 
 /// A reward model. The LM head stays: GRM-style training keeps the trunk able to generate
@@ -47,6 +51,8 @@ pub(crate) struct ScoredBatch<B: Backend> {
     /// Row `b`'s reward is the sum of the scores at `picked[spans[b].0..spans[b].1]`.
     picked: Vec<u32>,
     spans: Vec<(usize, usize)>,
+    /// Whether a row's reward is the mean of its scores rather than the sum.
+    mean: bool,
 }
 
 impl<B: Backend> ScoredBatch<B> {
@@ -59,12 +65,21 @@ impl<B: Backend> ScoredBatch<B> {
             let end = b * inputs.len + (prompt.len() + response.len()).max(1);
             let first = match readout {
                 Readout::LastToken => end - 1,
-                Readout::TokenSum => end - response.len().max(1),
+                Readout::TokenSum | Readout::TokenMean => end - response.len().max(1),
             };
             spans.push((picked.len(), picked.len() + end - first));
             picked.extend((first..end).map(|i| i as u32));
         }
-        Ok(ScoredBatch { inputs, picked, spans })
+        Ok(ScoredBatch { inputs, picked, spans, mean: readout == Readout::TokenMean })
+    }
+
+    /// The factor on the scores of a span `a..b`: 1 for a sum, `1/(b − a)` for a mean.
+    fn weight(&self, a: usize, b: usize) -> f32 {
+        if self.mean {
+            1.0 / (b - a) as f32
+        } else {
+            1.0
+        }
     }
 
     /// The indices that batch rows `range` read, as a `[K]` u32 tensor, and each of those
@@ -81,7 +96,7 @@ impl<B: Backend> ScoredBatch<B> {
         let (picked, spans) = self.picked(backend, range)?;
         let scores = model.layout.scalar(backend, &model.params, hidden, &picked)?;
         let scores = backend.download_f32(&backend.cast(&scores, DType::F32)?)?;
-        let sums: Vec<f32> = spans.iter().map(|&(a, b)| scores[a..b].iter().sum()).collect();
+        let sums: Vec<f32> = spans.iter().map(|&(a, b)| scores[a..b].iter().sum::<f32>() * self.weight(a, b)).collect();
         Ok(backend.upload_f32(&[sums.len()], &sums, DType::F32)?)
     }
 
@@ -98,7 +113,8 @@ impl<B: Backend> ScoredBatch<B> {
     ) -> Result<Tensor<B>> {
         let (picked, spans) = self.picked(backend, range)?;
         let d = backend.download_f32(drewards)?;
-        let dscores: Vec<f32> = spans.iter().zip(&d).flat_map(|(&(a, b), &g)| std::iter::repeat_n(g, b - a)).collect();
+        let dscores: Vec<f32> =
+            spans.iter().zip(&d).flat_map(|(&(a, b), &g)| std::iter::repeat_n(g * self.weight(a, b), b - a)).collect();
         let dscores = backend.upload_f32(&[dscores.len()], &dscores, DType::F32)?;
         Ok(model.layout.scalar_backward(backend, &model.params, hidden, &picked, &dscores, slots)?)
     }

@@ -8,7 +8,10 @@
 //!    validation labels ([`super::select`]);
 //! 3. denoising: the ensemble's preference strength relabels the training pairs ([`super::denoise`]);
 //! 4. the final reward model on the denoised pairs, stopped early the same way;
-//! 5. optionally, the same final model trained on the raw labels, to show what denoising bought;
+//! 5. optionally, the same final model trained on the raw labels, to measure what denoising
+//!    bought; of the two, the one more accurate on the noisy validation labels is the stage's
+//!    reward model (denoising can hurt: where the ensemble is less reliable than the annotator,
+//!    its flips break more labels than they mend);
 //! 6. held-out accuracy against the noisy labels and against gold.
 //!
 //! Nothing in training or selection reads a gold label: gold appears only in the held-out report
@@ -20,7 +23,7 @@ use models::transformer::Model;
 use runtime::Backend;
 
 use super::data::{sample_preference_pairs, PairSampling, PairStats, PreferencePair};
-use super::denoise::{denoise, DenoiseConfig, DenoiseCounts};
+use super::denoise::{denoise, DenoiseConfig, DenoiseCounts, Treatment};
 use super::ensemble::{ensemble_strength, Strength};
 use super::metrics::{audit_denoising, evaluate_pairs, pair_accuracy, DenoiseAudit, PairAccuracy};
 use super::model::{Readout, RewardModel};
@@ -51,10 +54,15 @@ pub struct RewardStageConfig {
     pub members: usize,
     pub member: RewardConfig,
     pub denoise: DenoiseConfig,
+    /// Leave out the pairs denoising would flip instead of flipping them. Where the ensemble is
+    /// less sure than the annotator (on `arith`, the sums without a carry), a wrong flip turns a
+    /// right label into a wrong one, while leaving the pair out only costs a pair.
+    pub drop_contradicted: bool,
     pub final_model: RewardConfig,
     /// Steps between validation checks.
     pub check_every: usize,
-    /// Also train the final model on the raw labels (the no-denoising comparison).
+    /// Also train the final model on the raw labels (the no-denoising comparison); the model
+    /// more accurate on the validation labels is kept.
     pub compare_undenoised: bool,
     pub seed: u64,
 }
@@ -72,6 +80,7 @@ impl RewardStageConfig {
             members,
             member: RewardConfig::new(member_steps, 64, 3e-3),
             denoise: DenoiseConfig { soft_labels: false, flip_z: 2.0, ..DenoiseConfig::default() },
+            drop_contradicted: false,
             final_model: RewardConfig::new(final_steps, 64, 3e-3),
             check_every: 100,
             compare_undenoised: true,
@@ -97,10 +106,14 @@ pub struct RewardStageReport {
     pub validation_pairs: usize,
     pub held_out_pairs: usize,
     pub train_stats: PairStats,
-    /// The final model on the held-out pairs.
+    /// The stage's reward model on the held-out pairs.
     pub held_out: PairAccuracy,
-    /// The final model's accuracy against the validation pairs' labels, and its step.
+    /// Its accuracy against the validation pairs' labels, and the step early stopping kept.
     pub selection: Selection,
+    /// Whether it is the model trained on the denoised labels (else the one on the raw labels).
+    pub chose_denoised: bool,
+    /// The model trained on the denoised labels: held-out accuracy and validation label accuracy.
+    pub denoised: Option<(PairAccuracy, f64)>,
     /// The ensemble's mean reward difference on the held-out pairs (when there is an ensemble).
     pub ensemble_mean: Option<PairAccuracy>,
     /// The steps the members were stopped at.
@@ -108,8 +121,8 @@ pub struct RewardStageReport {
     pub denoise_counts: Option<DenoiseCounts>,
     /// Gold's view of what denoising did to the training labels (measurement only).
     pub audit: Option<DenoiseAudit>,
-    /// The same final model trained on the raw labels, on the held-out pairs.
-    pub undenoised: Option<PairAccuracy>,
+    /// The same final model trained on the raw labels: held-out and validation label accuracy.
+    pub undenoised: Option<(PairAccuracy, f64)>,
     pub seconds: f64,
 }
 
@@ -200,20 +213,31 @@ pub fn run_reward_stage<B: Backend>(
             ensemble_strength(backend, &members, &held_out, pad)?.iter().map(|s: &Strength| s.mean).collect();
         let (denoised, treatments, counts) = denoise(&train, &strengths, &config.denoise)?;
         let audit = audit_denoising(&train, &denoised, &treatments);
+        let denoised = if config.drop_contradicted {
+            denoised.into_iter().zip(&treatments).filter(|(_, t)| **t != Treatment::Flip).map(|(p, _)| p).collect()
+        } else {
+            denoised
+        };
         (denoised, Some(pair_accuracy(&held_out_strength, &held_out)), Some(counts), Some(audit))
     } else {
         (train.clone(), None, None, None)
     };
 
     let final_config = RewardConfig { seed: seed * 1000 + 1, ..config.final_model.clone() };
-    let (rm, selection) = train_one(&denoised, &final_config, "final", progress)?;
-    let held_out_accuracy = evaluate_pairs(backend, &rm, &held_out, pad)?;
-    let undenoised = if config.compare_undenoised && config.members > 0 {
-        let (raw, _) = train_one(&train, &final_config, "no denoising", progress)?;
-        Some(evaluate_pairs(backend, &raw, &held_out, pad)?)
-    } else {
-        None
-    };
+    let (mut rm, mut selection) = train_one(&denoised, &final_config, "final", progress)?;
+    let mut held_out_accuracy = evaluate_pairs(backend, &rm, &held_out, pad)?;
+    let with_ensemble = config.members > 0;
+    let denoised = with_ensemble.then_some((held_out_accuracy, selection.label_accuracy));
+    let mut chose_denoised = with_ensemble;
+    let mut undenoised = None;
+    if config.compare_undenoised && with_ensemble {
+        let (raw, raw_selection) = train_one(&train, &final_config, "no denoising", progress)?;
+        let raw_accuracy = evaluate_pairs(backend, &raw, &held_out, pad)?;
+        undenoised = Some((raw_accuracy, raw_selection.label_accuracy));
+        if raw_selection.label_accuracy > selection.label_accuracy {
+            (rm, selection, held_out_accuracy, chose_denoised) = (raw, raw_selection, raw_accuracy, false);
+        }
+    }
     let report = RewardStageReport {
         train_pairs: train.len(),
         validation_pairs: validation.len(),
@@ -221,6 +245,8 @@ pub fn run_reward_stage<B: Backend>(
         train_stats,
         held_out: held_out_accuracy,
         selection,
+        chose_denoised,
+        denoised,
         ensemble_mean,
         member_steps,
         denoise_counts,
