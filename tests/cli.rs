@@ -116,7 +116,7 @@ fn quick_demo_improves_on_sft_and_writes_its_reports() {
     // well above chance, and agrees with the noisy labels less than with gold.
     let rm = &summary["reward_model"];
     let (gold_accuracy, noisy_accuracy) = (rm["gold_accuracy"].as_f64().unwrap(), rm["noisy_accuracy"].as_f64().unwrap());
-    assert!(gold_accuracy >= 0.6 && gold_accuracy <= 1.0, "{summary}");
+    assert!((0.6..=1.0).contains(&gold_accuracy), "{summary}");
     assert!(noisy_accuracy > 0.0 && noisy_accuracy < gold_accuracy, "{summary}");
     assert!(stdout.contains("best-of-") && stdout.contains("reward model"), "{stdout}");
     for file in ["metrics.jsonl", "reward.png", "gold.png", "kl.png", "tokenizer.json", "sft/model.safetensors", "ppo/config.json"] {

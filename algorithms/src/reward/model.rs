@@ -43,6 +43,9 @@ pub fn copy_model<B: Backend>(backend: &B, model: &Model<B>) -> Result<Model<B>>
     Ok(Model { layout: model.layout.clone(), params })
 }
 
+/// Half-open ranges into a list of picked positions, one per row.
+type Spans = Vec<(usize, usize)>;
+
 /// Token rows `prompt ++ response`, right-padded into one batch, and for each row the indices (in
 /// the batch's `[B·T]` rows) whose scores sum to its reward: its last real token, or every
 /// response token ([`Readout`]).
@@ -50,7 +53,7 @@ pub(crate) struct ScoredBatch<B: Backend> {
     pub inputs: Inputs<B>,
     /// Row `b`'s reward is the sum of the scores at `picked[spans[b].0..spans[b].1]`.
     picked: Vec<u32>,
-    spans: Vec<(usize, usize)>,
+    spans: Spans,
     /// Whether a row's reward is the mean of its scores rather than the sum.
     mean: bool,
 }
@@ -84,7 +87,7 @@ impl<B: Backend> ScoredBatch<B> {
 
     /// The indices that batch rows `range` read, as a `[K]` u32 tensor, and each of those
     /// rows' span in it.
-    fn picked(&self, backend: &B, range: std::ops::Range<usize>) -> Result<(Tensor<B>, Vec<(usize, usize)>)> {
+    fn picked(&self, backend: &B, range: std::ops::Range<usize>) -> Result<(Tensor<B>, Spans)> {
         let spans = &self.spans[range];
         let (from, to) = (spans.first().map_or(0, |s| s.0), spans.last().map_or(0, |s| s.1));
         let local = spans.iter().map(|&(a, b)| (a - from, b - from)).collect();

@@ -35,6 +35,7 @@ pub fn is_check(step: usize, steps: usize, check_every: usize) -> bool {
 /// Trains `rm` on `train` like [`crate::reward::train_reward_model`], checks its label accuracy on
 /// `validation` every `check_every` steps and after the last one, and leaves `rm` with the
 /// parameters of the first check that scored best.
+#[allow(clippy::too_many_arguments)]
 pub fn train_selected<B: Backend>(
     backend: &B,
     rm: &mut RewardModel<B>,
