@@ -1,5 +1,6 @@
-//! `rlhf demo`: the main job. SFT → PPO → GRPO on a bundled task with a progress bar, then a
-//! table of held-out results (on `style`, also the over-optimisation runs); files in `--out`.
+//! `rlhf demo`: the main job. SFT → reward model → best-of-N → PPO → GRPO on a bundled task with
+//! a progress bar, then a table of held-out results (on `style`, also the over-optimisation
+//! runs); files in `--out`.
 
 use std::path::PathBuf;
 
@@ -29,6 +30,7 @@ fn stage_name(stage: Stage) -> &'static str {
     match stage {
         Stage::Sft => "SFT",
         Stage::Reward => "RM",
+        Stage::BestOfN => "BoN",
         Stage::Ppo => "PPO",
         Stage::Grpo => "GRPO",
         Stage::Eval => "eval",
@@ -51,10 +53,30 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     };
     let summary = run_demo(&Cpu::new(), &options, &mut on_progress)?;
     bar.finish_and_clear();
-    println!("task {} (seed {}), RL reward: {}", summary.task, summary.seed, summary.reward_source);
-    println!("{:<6} {:>12} {:>10} {:>9}", "policy", "held-out gold", "KL to SFT", "seconds");
+    let used = &summary.rewards_used;
+    println!(
+        "task {} (seed {}); rewards: best-of-N {}, PPO {}, GRPO {}",
+        summary.task, summary.seed, used.best_of_n, used.ppo, used.grpo
+    );
+    let rm = &summary.reward_model;
+    println!(
+        "reward model ({:.0}% of labels flipped, trained on {} labels): held-out pair accuracy vs gold {:.3}, vs noisy labels {:.3} ({:.1} s)",
+        100.0 * rm.flip_fraction,
+        rm.trained_on,
+        rm.gold_accuracy,
+        rm.noisy_accuracy,
+        rm.seconds
+    );
+    if let (Some(denoised), Some(raw)) = (rm.denoised_gold_accuracy, rm.no_denoising_gold_accuracy) {
+        println!("  gold accuracy trained on ensemble-denoised labels {denoised:.3}, on raw labels {raw:.3}");
+    }
+    println!("{:<10} {:>12} {:>10} {:>9}", "policy", "held-out gold", "KL to SFT", "seconds");
+    let bon = &summary.best_of_n;
     for (name, r) in [("SFT", summary.sft), ("PPO", summary.ppo), ("GRPO", summary.grpo)] {
-        println!("{name:<6} {:>13.3} {:>10.3} {:>9.1}", r.gold, r.kl, r.seconds);
+        println!("{name:<10} {:>13.3} {:>10.3} {:>9.1}", r.gold, r.kl, r.seconds);
+        if name == "SFT" {
+            println!("{:<10} {:>13.3} {:>10} {:>9.1}", format!("best-of-{}", bon.n), bon.gold, "-", bon.seconds);
+        }
     }
     if let Some(report) = &summary.overoptimisation {
         let (plain, grm) = (report.reward_model, report.grm_reward_model);

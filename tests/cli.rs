@@ -88,8 +88,9 @@ fn kernels_test_without_cuda_tools_says_how_to_install_them() {
     assert!(stderr.contains("RLHF_CUDA_TOOLS") && stderr.contains("scripts/setup-cuda-tools.sh"), "{stderr}");
 }
 
-/// The main job end to end in its quick form: the files it promises, and PPO and GRPO both
-/// clearly above the SFT policy on held-out prompts.
+/// The main job end to end in its quick form: the files it promises, the summary's fields, a
+/// reward model well above chance, and PPO and GRPO both clearly above the SFT policy on held-out
+/// prompts.
 #[test]
 fn quick_demo_improves_on_sft_and_writes_its_reports() {
     let out = std::env::temp_dir().join(format!("rlhf-demo-test-{}", std::process::id()));
@@ -102,6 +103,22 @@ fn quick_demo_improves_on_sft_and_writes_its_reports() {
     assert!(gold("ppo") >= gold("sft") + 0.15, "{summary}");
     assert!(gold("grpo") >= gold("sft") + 0.15, "{summary}");
     assert!(summary["ppo"]["kl"].as_f64().unwrap() > 0.0, "{summary}");
+    // The fields, and which reward each stage used.
+    for (stage, field) in [("sft", "gold"), ("best_of_n", "gold"), ("ppo", "kl"), ("grpo", "gold"), ("grpo", "kl")] {
+        let value = summary[stage][field].as_f64().unwrap_or(f64::NAN);
+        assert!(value.is_finite() && value >= 0.0, "{stage}.{field} in {summary}");
+    }
+    assert!(summary["seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(summary["rewards_used"]["best_of_n"], "reward_model", "{summary}");
+    assert_eq!(summary["rewards_used"]["ppo"], "gold", "{summary}");
+    assert_eq!(summary["reward_model"]["trained_on"], "raw", "the quick run trains no ensemble: {summary}");
+    // A reward model trained on labels of which a quarter are flipped still ranks held-out pairs
+    // well above chance, and agrees with the noisy labels less than with gold.
+    let rm = &summary["reward_model"];
+    let (gold_accuracy, noisy_accuracy) = (rm["gold_accuracy"].as_f64().unwrap(), rm["noisy_accuracy"].as_f64().unwrap());
+    assert!((0.6..=1.0).contains(&gold_accuracy), "{summary}");
+    assert!(noisy_accuracy > 0.0 && noisy_accuracy < gold_accuracy, "{summary}");
+    assert!(stdout.contains("best-of-") && stdout.contains("reward model"), "{stdout}");
     for file in ["metrics.jsonl", "reward.png", "gold.png", "kl.png", "tokenizer.json", "sft/model.safetensors", "ppo/config.json"] {
         assert!(out.join(file).exists(), "{file} missing");
     }

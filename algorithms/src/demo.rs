@@ -1,12 +1,16 @@
 //! The main job, `rlhf demo`: on a bundled task, train a tokenizer and an SFT policy from scratch,
-//! improve it with PPO and with GRPO, and evaluate each on held-out prompts (gold reward, KL to
-//! the SFT policy, wall time). Writes `summary.json`, per-step metrics as `metrics.jsonl` and
-//! PNG curves of reward, gold reward and KL into the output directory.
+//! train a reward model on the SFT policy's own samples labelled by the noisy annotator (an
+//! ensemble, denoising, the final model; [`crate::reward::stage`]), pick best-of-N samples with
+//! it, improve the SFT policy with PPO and with GRPO, and evaluate each on held-out prompts (gold
+//! reward, KL to the SFT policy, wall time). Writes `summary.json`, per-step metrics as
+//! `metrics.jsonl` and PNG curves of reward, gold reward and KL into the output directory.
 //!
-//! On `arith` the RL stages optimise the task's gold reward (a verifiable reward). On `style` they
-//! optimise reward models learned from noisy preference labels, and the demo is the reward
-//! over-optimisation experiment of [`crate::overopt`]: PPO with a weak and a strong KL penalty and
-//! with a GRM-regularised reward model (`summary.json`'s `ppo` is the strong-KL run), plus GRPO.
+//! On `arith` the RL stages optimise the task's gold reward (a verifiable reward, which the issue
+//! allows); best-of-N picks with the learned reward model. On `style` they optimise reward models
+//! learned from noisy preference labels, and the demo is the reward over-optimisation experiment
+//! of [`crate::overopt`]: PPO with a weak and a strong KL penalty and with a GRM-regularised
+//! reward model (`summary.json`'s `ppo` is the strong-KL run), plus GRPO and best-of-N against the
+//! plain proxy. `summary.json` says which reward each stage used.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,14 +21,17 @@ use models::weights::StorageDtype;
 use runtime::Backend;
 use serde::Serialize;
 
+use crate::best_of_n::{best_of_n, BestOfNReport};
 use crate::eval::{evaluate, EvalOptions};
 use crate::grpo::{GrpoConfig, GrpoTrainer};
 use crate::model::{init_model, ModelShape};
-use crate::overopt::{run_experiment, OveroptConfig, OveroptReport, ProxyAccuracy, RunMetrics, Sinks};
+use crate::overopt::{run_experiment, OveroptConfig, OveroptReport, RunMetrics, Sinks};
 use crate::plot::{line_chart, Series};
 use crate::ppo::{PpoConfig, PpoTrainer};
 use crate::rollout::policy::{copy_model, token_logprobs};
+use crate::reward::{run_reward_stage, RewardStageConfig, RewardStageReport};
 use crate::rollout::reward::GoldReward;
+use crate::rollout::reward_model::ModelReward;
 use crate::rollout::{sample_responses, TokenLayout};
 use crate::sft::{tokenize, train_sft, SftConfig};
 use crate::tasks::{by_name, Task};
@@ -42,18 +49,27 @@ pub struct DemoOptions {
 }
 
 /// Step counts of each stage.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Budget {
     sft_steps: usize,
     rl_steps: usize,
+    reward: RewardStageConfig,
+    /// Samples per prompt for best-of-N.
+    best_of: usize,
 }
 
 impl Budget {
-    fn for_run(quick: bool) -> Self {
+    fn for_run(quick: bool, seed: u64) -> Self {
         if quick {
-            Budget { sft_steps: 500, rl_steps: 8 }
+            // No ensemble: members this short flip about as many right labels as wrong ones.
+            let mut reward = RewardStageConfig::new(12, 0, 0, 600, seed);
+            reward.held_out_rounds = 4;
+            reward.compare_undenoised = false;
+            Budget { sft_steps: 500, rl_steps: 8, reward, best_of: 8 }
         } else {
-            Budget { sft_steps: 1500, rl_steps: 40 }
+            let mut reward = RewardStageConfig::new(32, 3, 300, 1200, seed);
+            reward.check_every = 200;
+            Budget { sft_steps: 1500, rl_steps: 40, reward, best_of: 16 }
         }
     }
 }
@@ -65,6 +81,7 @@ pub enum Stage {
     Sft,
     /// Preference pairs and reward models.
     Reward,
+    BestOfN,
     Ppo,
     Grpo,
     Eval,
@@ -91,6 +108,114 @@ pub struct PolicyResult {
     pub seconds: f64,
 }
 
+/// Best-of-N with the reward model on the held-out prompts, judged by gold.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BestOfNResult {
+    /// Mean gold reward of the picked responses.
+    pub gold: f64,
+    pub n: usize,
+    /// Mean gold reward of a single sample, and of the best of the `n` by gold (the ceiling).
+    pub sample_gold: f64,
+    pub oracle_gold: f64,
+    pub seconds: f64,
+}
+
+impl BestOfNResult {
+    fn new(report: &BestOfNReport, seconds: f64) -> Self {
+        BestOfNResult { gold: report.gold, n: report.n, sample_gold: report.sample_gold, oracle_gold: report.oracle_gold, seconds }
+    }
+}
+
+/// The reward model's held-out pair accuracies and what its stage did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RewardModelResult {
+    /// Pairs ranked the gold way (pairs with a gold preference).
+    pub gold_accuracy: f64,
+    /// Pairs ranked as the noisy annotator labelled them.
+    pub noisy_accuracy: f64,
+    /// Which labels the kept model was trained on: `denoised` or `raw` (the model more accurate
+    /// on the noisy validation labels is kept).
+    pub trained_on: &'static str,
+    /// The final model trained on the denoised labels, and the same trained on the raw labels
+    /// (when measured).
+    pub denoised_gold_accuracy: Option<f64>,
+    pub no_denoising_gold_accuracy: Option<f64>,
+    pub no_denoising_noisy_accuracy: Option<f64>,
+    /// The ensemble's mean reward difference, as a ranking.
+    pub ensemble_mean_gold_accuracy: Option<f64>,
+    pub flip_fraction: f64,
+    pub train_pairs: usize,
+    pub validation_pairs: usize,
+    pub held_out_pairs: usize,
+    pub held_out_gold_pairs: usize,
+    /// Denoising judged by gold (measurement only): flips that corrected and that broke a label.
+    pub flips_correcting: Option<usize>,
+    pub flips_damaging: Option<usize>,
+    /// The step early stopping kept, of the final model's steps.
+    pub selected_step: usize,
+    pub steps: usize,
+    pub seconds: f64,
+}
+
+impl RewardModelResult {
+    fn new(report: &RewardStageReport, config: &RewardStageConfig) -> Self {
+        RewardModelResult {
+            gold_accuracy: report.held_out.gold_accuracy,
+            noisy_accuracy: report.held_out.label_accuracy,
+            trained_on: if report.chose_denoised { "denoised" } else { "raw" },
+            denoised_gold_accuracy: report.denoised.map(|a| a.0.gold_accuracy),
+            no_denoising_gold_accuracy: report.undenoised.map(|a| a.0.gold_accuracy),
+            no_denoising_noisy_accuracy: report.undenoised.map(|a| a.0.label_accuracy),
+            ensemble_mean_gold_accuracy: report.ensemble_mean.map(|a| a.gold_accuracy),
+            flip_fraction: config.flip_fraction,
+            train_pairs: report.train_pairs,
+            validation_pairs: report.validation_pairs,
+            held_out_pairs: report.held_out_pairs,
+            held_out_gold_pairs: report.held_out.gold_pairs,
+            flips_correcting: report.audit.map(|a| a.flips_correcting),
+            flips_damaging: report.audit.map(|a| a.flips_damaging),
+            selected_step: report.selection.step,
+            steps: config.final_model.steps,
+            seconds: report.seconds,
+        }
+    }
+}
+
+impl RewardModelResult {
+    /// `style`: the plain proxy of the over-optimisation experiment, trained on the raw noisy
+    /// labels (no ensemble, no denoising, no early stopping).
+    fn proxy(report: &OveroptReport) -> Self {
+        let proxy = &report.reward_model;
+        RewardModelResult {
+            gold_accuracy: proxy.gold_accuracy,
+            noisy_accuracy: proxy.noisy_accuracy,
+            trained_on: "raw",
+            denoised_gold_accuracy: None,
+            no_denoising_gold_accuracy: None,
+            no_denoising_noisy_accuracy: None,
+            ensemble_mean_gold_accuracy: None,
+            flip_fraction: report.flip_fraction,
+            train_pairs: report.pairs,
+            validation_pairs: 0,
+            held_out_pairs: report.held_out_pairs,
+            held_out_gold_pairs: proxy.gold_pairs,
+            flips_correcting: None,
+            flips_damaging: None,
+            selected_step: report.reward_steps,
+            steps: report.reward_steps,
+            seconds: proxy.seconds,
+        }
+    }
+}
+
+/// Which reward each stage optimised or picked by.
+#[derive(Debug, Clone, Serialize)]
+pub struct RewardsUsed {
+    pub best_of_n: &'static str,
+    pub ppo: &'static str,
+    pub grpo: &'static str,
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoSummary {
@@ -99,13 +224,12 @@ pub struct DemoSummary {
     pub quick: bool,
     /// What the RL stages optimised.
     pub reward_source: &'static str,
+    pub rewards_used: RewardsUsed,
     pub sft: PolicyResult,
+    pub reward_model: RewardModelResult,
+    pub best_of_n: BestOfNResult,
     pub ppo: PolicyResult,
     pub grpo: PolicyResult,
-    /// Held-out pair accuracy of the reward model the RL stages optimised (`style`: the plain
-    /// proxy).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reward_model: Option<ProxyAccuracy>,
     /// `style`: the reward over-optimisation experiment ([`crate::overopt`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overoptimisation: Option<OveroptReport>,
@@ -161,7 +285,7 @@ pub(crate) fn assess<B: Backend>(
 /// Runs the whole demo on `backend`, reporting progress as it goes.
 pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut dyn FnMut(&Progress)) -> Result<DemoSummary> {
     let start = Instant::now();
-    let budget = Budget::for_run(options.quick);
+    let budget = Budget::for_run(options.quick, options.seed);
     let task = by_name(&options.task, options.seed)?;
     let task = task.as_ref();
     std::fs::create_dir_all(&options.out).map_err(|e| io_err(&options.out, e))?;
@@ -204,16 +328,35 @@ pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut d
             seed: options.seed,
             quick: options.quick,
             reward_source: "reward model",
+            rewards_used: RewardsUsed { best_of_n: "reward_model", ppo: "reward_model", grpo: "reward_model" },
             sft: sft_result,
+            reward_model: RewardModelResult::proxy(&outcome.report),
+            best_of_n: BestOfNResult::new(&outcome.best_of_n, outcome.best_of_n_seconds),
             ppo: outcome.ppo,
             grpo: outcome.grpo,
-            reward_model: Some(outcome.report.reward_model),
             overoptimisation: Some(outcome.report),
             seconds: start.elapsed().as_secs_f64(),
         };
         write_summary(&options.out, &summary)?;
         return Ok(summary);
     }
+
+    // Reward model from the SFT policy's samples and the noisy annotator's labels.
+    let reward_stage = run_reward_stage(backend, &sft, &tokenizer, task, &budget.reward, &mut |p| {
+        let message = format!("{} loss {:.3}", p.phase, p.loss);
+        progress(&Progress { stage: Stage::Reward, step: p.step, total: p.total, message });
+    })?;
+    let reward_model = RewardModelResult::new(&reward_stage.report, &budget.reward);
+
+    // Best-of-N on the held-out prompts, picked by the reward model.
+    let stage_start = Instant::now();
+    let message = format!("best of {} by the reward model", budget.best_of);
+    progress(&Progress { stage: Stage::BestOfN, step: 0, total: 1, message });
+    let mut learned = ModelReward::new(&reward_stage.model, tokenizer.pad_id());
+    let report =
+        best_of_n(backend, &sft, &tokenizer, task, task.eval_prompts(), budget.best_of, 1.0, options.seed, &mut learned)?;
+    let best_of_n_result = BestOfNResult::new(&report, stage_start.elapsed().as_secs_f64());
+    drop(reward_stage);
 
     // PPO.
     let stage_start = Instant::now();
@@ -276,10 +419,12 @@ pub fn run_demo<B: Backend>(backend: &B, options: &DemoOptions, progress: &mut d
         seed: options.seed,
         quick: options.quick,
         reward_source: "gold",
+        rewards_used: RewardsUsed { best_of_n: "reward_model", ppo: "gold", grpo: "gold" },
         sft: sft_result,
+        reward_model,
+        best_of_n: best_of_n_result,
         ppo: ppo_result,
         grpo: grpo_result,
-        reward_model: None,
         overoptimisation: None,
         seconds: start.elapsed().as_secs_f64(),
     };

@@ -1,7 +1,8 @@
 //! RLHF algorithms built on `models` and `runtime`: the bundled tasks, their tokenizers, supervised
-//! fine-tuning, evaluation, reward models, rollouts, PPO (with a critic) and GRPO.
+//! fine-tuning, evaluation, reward models, best-of-N, rollouts, PPO (with a critic) and GRPO.
 
 mod error;
+pub mod best_of_n;
 pub mod demo;
 pub mod eval;
 pub mod grpo;

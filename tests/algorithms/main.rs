@@ -5,6 +5,7 @@
 mod common;
 
 mod annotator;
+mod best_of_n;
 mod eval;
 mod grpo;
 mod optim;
@@ -13,6 +14,7 @@ mod plot;
 mod ppo;
 mod reward_denoise;
 mod reward_source;
+mod reward_stage;
 mod reward_train;
 mod rl_setup;
 mod sft;

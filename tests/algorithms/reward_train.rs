@@ -6,7 +6,7 @@
 use algorithms::model::{init_model, ModelShape};
 use algorithms::reward::{
     evaluate_pairs, pair_accuracy, reward_loss_and_grads, sample_preference_pairs, train_ensemble,
-    ensemble_strength, PairSampling, PreferencePair, RewardConfig, RewardLossConfig, RewardModel,
+    ensemble_strength, PairSampling, PreferencePair, Readout, RewardConfig, RewardLossConfig, RewardModel,
 };
 use algorithms::sft::{loss_and_grads, tokenize, train_sft, SftConfig, SftRow};
 use algorithms::tasks::annotator::Annotator;
@@ -30,7 +30,7 @@ fn tiny_setup(name: &str) -> (Scratch, TaskTokenizer, Model<Cpu>) {
 }
 
 /// The tiny policy after `steps` SFT steps on the successor task.
-fn tiny_sft_policy(name: &str, steps: usize) -> (Scratch, TaskTokenizer, Model<Cpu>) {
+pub(crate) fn tiny_sft_policy(name: &str, steps: usize) -> (Scratch, TaskTokenizer, Model<Cpu>) {
     let (dir, tokenizer, mut policy) = tiny_setup(name);
     let rows = tokenize(&tokenizer, Successor::new().sft_corpus()).unwrap();
     train_sft(&Cpu::new(), &mut policy, &rows, tokenizer.pad_id(), &SftConfig::new(steps, 32, 1e-2), &mut |_| {}).unwrap();
@@ -88,9 +88,15 @@ fn awkward_pairs(tok: &TaskTokenizer) -> Vec<PreferencePair> {
 
 #[test]
 fn reward_loss_and_gradients_match_an_f64_reference() {
+    for readout in [Readout::LastToken, Readout::TokenSum, Readout::TokenMean] {
+        loss_and_gradients_match_an_f64_reference(readout);
+    }
+}
+
+fn loss_and_gradients_match_an_f64_reference(readout: Readout) {
     let backend = Cpu::new();
     let (_dir, tok, policy) = tiny_setup("reward-loss-reference");
-    let mut rm = RewardModel::from_policy(&backend, &policy, 0.5, 3).unwrap();
+    let mut rm = RewardModel::from_policy(&backend, &policy, 0.5, 3).unwrap().with_readout(readout);
     let pairs = awkward_pairs(&tok);
     let config = RewardLossConfig { label_smoothing: 0.1, binary_weight: 0.7, grm_alpha: 0.4 };
     let refs: Vec<&PreferencePair> = pairs.iter().collect();
@@ -114,7 +120,7 @@ fn reward_loss_and_gradients_match_an_f64_reference() {
                 v[j] += delta;
                 *params.get_mut(i) = backend.upload_f32(&dims, &v, DType::F32).unwrap();
                 let model = Model { layout: rm.model.layout.clone(), params: std::mem::take(params) };
-                let probe_rm = RewardModel { model };
+                let probe_rm = RewardModel { model, readout: rm.readout };
                 let loss = reference_loss(&backend, &probe_rm, &pairs, &config);
                 *params = probe_rm.model.params;
                 loss

@@ -41,6 +41,7 @@ use crate::reward::{
     RewardModel,
 };
 use crate::rollout::policy::copy_model;
+use crate::best_of_n::{best_of_n, BestOfNReport};
 use crate::rollout::reward_model::ModelReward;
 use crate::tasks::annotator::{Annotator, DEFAULT_FLIP_FRACTION};
 use crate::tasks::Task;
@@ -65,6 +66,8 @@ pub struct OveroptConfig {
     pub ppo_steps: usize,
     pub weak_beta: f32,
     pub strong_beta: f32,
+    /// Samples per held-out prompt for best-of-N against the plain proxy.
+    pub best_of: usize,
     /// Steps averaged (trailing) before peaks and final values are read.
     pub window: usize,
 }
@@ -85,6 +88,7 @@ impl OveroptConfig {
             ppo_steps,
             weak_beta: 0.001,
             strong_beta: 0.1,
+            best_of: if quick { 8 } else { 16 },
             window: if quick { 3 } else { 5 },
         }
     }
@@ -104,6 +108,8 @@ pub struct ProxyAccuracy {
     pub gold_accuracy: f64,
     /// Against the annotator's noisy labels.
     pub noisy_accuracy: f64,
+    /// Held-out pairs with a gold preference (what the gold accuracy is over).
+    pub gold_pairs: usize,
     pub grm_alpha: f32,
     pub seconds: f64,
 }
@@ -130,6 +136,9 @@ pub struct OveroptReport {
     /// Training pairs (after dropping identical responses) and held-out pairs.
     pub pairs: usize,
     pub held_out_pairs: usize,
+    pub flip_fraction: f64,
+    /// Training steps of each reward model.
+    pub reward_steps: usize,
     pub reward_model: ProxyAccuracy,
     pub grm_reward_model: ProxyAccuracy,
     /// Steps averaged for the peaks and final values.
@@ -157,6 +166,9 @@ pub struct RunMetrics<'a> {
 #[derive(Debug, Clone)]
 pub struct OveroptOutcome {
     pub report: OveroptReport,
+    /// Best-of-N on the held-out prompts picked by the plain proxy, and its wall time.
+    pub best_of_n: BestOfNReport,
+    pub best_of_n_seconds: f64,
     pub ppo: PolicyResult,
     pub grpo: PolicyResult,
 }
@@ -192,6 +204,7 @@ fn reward_model<B: Backend>(
     let result = ProxyAccuracy {
         gold_accuracy: acc.gold_accuracy,
         noisy_accuracy: acc.label_accuracy,
+        gold_pairs: acc.gold_pairs,
         grm_alpha: config.loss.grm_alpha,
         seconds,
     };
@@ -305,6 +318,13 @@ pub fn run_experiment<B: Backend>(
     };
     let (grm, grm_result) = reward_model(backend, sft, &train, &held_out, pad, &grm_config, "GRM RM", sinks.progress)?;
 
+    let best_of_start = Instant::now();
+    let message = Progress { stage: Stage::BestOfN, step: 0, total: 1, message: format!("best of {} by the proxy", config.best_of) };
+    (sinks.progress)(&message);
+    let mut proxy = ModelReward::new(&plain, pad);
+    let best_of_n = best_of_n(backend, sft, tokenizer, task, task.eval_prompts(), config.best_of, 1.0, seed, &mut proxy)?;
+    let best_of_n_seconds = best_of_start.elapsed().as_secs_f64();
+
     let setting = Setting { backend, task, tokenizer, sft, config, out };
     let specs = [
         ("weak_kl", "plain", &plain, config.weak_beta),
@@ -327,10 +347,12 @@ pub fn run_experiment<B: Backend>(
     let report = OveroptReport {
         pairs: train.len(),
         held_out_pairs: held_out.len(),
+        flip_fraction: config.flip_fraction,
+        reward_steps: config.reward.steps,
         reward_model: plain_result,
         grm_reward_model: grm_result,
         window: config.window,
         runs,
     };
-    Ok(OveroptOutcome { report, ppo, grpo })
+    Ok(OveroptOutcome { report, best_of_n, best_of_n_seconds, ppo, grpo })
 }

@@ -10,17 +10,24 @@
 //! - [`denoise`]: flips, soft labels and adaptive margins from that strength.
 //! - [`metrics`]: held-out accuracy against noisy labels and against gold, and an audit of what
 //!   denoising did to the training labels.
+//! - [`select`]: early stopping on the accuracy against noisy validation labels.
+//! - [`stage`]: the whole stage of `rlhf demo`: pairs, ensemble, denoising, final model, report.
 
 pub mod data;
 pub mod denoise;
 pub mod ensemble;
 pub mod metrics;
 pub mod model;
+pub mod select;
+pub mod stage;
 pub mod train;
 
 pub use data::{sample_preference_pairs, PairSampling, PairStats, PreferencePair};
 pub use denoise::{denoise, DenoiseConfig, DenoiseCounts, Treatment};
 pub use ensemble::{ensemble_strength, preference_strength, reward_differences, train_ensemble, Strength};
 pub use metrics::{audit_denoising, evaluate_pairs, pair_accuracy, DenoiseAudit, PairAccuracy};
-pub use model::{copy_model, RewardModel};
-pub use train::{reward_loss_and_grads, train_reward_model, RewardConfig, RewardLoss, RewardLossConfig, RewardMetrics};
+pub use model::{copy_model, Readout, RewardModel};
+pub use select::{train_selected, Selection};
+pub use stage::{run_reward_stage, RewardProgress, RewardStageConfig, RewardStageOutput, RewardStageReport};
+pub use train::{
+    reward_loss_and_grads, train_reward_model, train_reward_model_watched, RewardConfig, RewardLoss, RewardLossConfig, RewardMetrics};

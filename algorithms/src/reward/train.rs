@@ -192,17 +192,16 @@ pub fn reward_loss_and_grads<B: Backend>(
     } else {
         None
     };
-    let rows: Vec<Vec<u32>> = pairs
+    let rows: Vec<(&[u32], &[u32])> = pairs
         .iter()
-        .map(|x| joined(&x.prompt, &x.chosen))
-        .chain(pairs.iter().map(|x| joined(&x.prompt, &x.rejected)))
+        .map(|x| (x.prompt.as_slice(), x.chosen.as_slice()))
+        .chain(pairs.iter().map(|x| (x.prompt.as_slice(), x.rejected.as_slice())))
         .collect();
-    let batch = ScoredBatch::new(backend, &rows, pad_id)?;
+    let batch = ScoredBatch::new(backend, &rows, pad_id, rm.readout)?;
     let acts = layout.forward(backend, params, &batch.inputs)?;
     let hidden = &acts.hidden;
-    let (chosen_rows, rejected_rows) = (batch.rows(backend, 0..p)?, batch.rows(backend, p..2 * p)?);
-    let chosen = backend.cast(&layout.scalar(backend, params, hidden, &chosen_rows)?, DType::F32)?;
-    let rejected = backend.cast(&layout.scalar(backend, params, hidden, &rejected_rows)?, DType::F32)?;
+    let chosen = batch.rewards(backend, &rm.model, hidden, 0..p)?;
+    let rejected = batch.rewards(backend, &rm.model, hidden, p..2 * p)?;
 
     let margin = upload(backend, pairs.iter().map(|x| x.margin).collect())?;
     let label = upload(backend, pairs.iter().map(|x| x.label).collect())?;
@@ -227,8 +226,8 @@ pub fn reward_loss_and_grads<B: Backend>(
     let accuracy = rc.iter().zip(&rr).filter(|(c, r)| c > r).count() as f32 / p as f32;
 
     let mut slots = GradSlots::new(params.len());
-    let mut dhidden = layout.scalar_backward(backend, params, hidden, &chosen_rows, &dchosen, &mut slots)?;
-    backend.axpy(&mut dhidden, 1.0, &layout.scalar_backward(backend, params, hidden, &rejected_rows, &drejected, &mut slots)?)?;
+    let mut dhidden = batch.rewards_backward(backend, &rm.model, hidden, 0..p, &dchosen, &mut slots)?;
+    backend.axpy(&mut dhidden, 1.0, &batch.rewards_backward(backend, &rm.model, hidden, p..2 * p, &drejected, &mut slots)?)?;
 
     let sft = if config.grm_alpha > 0.0 {
         let (sft, dhidden_lm) = sft_term(backend, rm, hidden, pairs, batch.inputs.len, config.grm_alpha, &mut slots)?;
@@ -274,6 +273,22 @@ pub fn train_reward_model<B: Backend>(
     config: &RewardConfig,
     on_step: &mut dyn FnMut(&RewardMetrics),
 ) -> Result<Vec<RewardMetrics>> {
+    train_reward_model_watched(backend, rm, pairs, pad_id, config, &mut |metrics, _| {
+        on_step(metrics);
+        Ok(())
+    })
+}
+
+/// [`train_reward_model`] with a hook that also sees the model after each step (to validate it
+/// or keep a checkpoint); an error from the hook stops training.
+pub fn train_reward_model_watched<B: Backend>(
+    backend: &B,
+    rm: &mut RewardModel<B>,
+    pairs: &[PreferencePair],
+    pad_id: u32,
+    config: &RewardConfig,
+    on_step: &mut dyn FnMut(&RewardMetrics, &RewardModel<B>) -> Result<()>,
+) -> Result<Vec<RewardMetrics>> {
     if pairs.is_empty() || config.batch_pairs == 0 {
         return Err(Error::Config(format!(
             "reward training needs pairs and a positive batch size (got {} pairs, batch {})",
@@ -306,7 +321,7 @@ pub fn train_reward_model<B: Backend>(
             lr,
             skipped: stats.skipped,
         };
-        on_step(&metrics);
+        on_step(&metrics, rm)?;
         history.push(metrics);
     }
     Ok(history)

@@ -1,7 +1,8 @@
 //! Where rollout rewards come from, and how they are shaped before the policy sees them.
 //!
 //! [`RewardSource`] scores sampled responses: [`GoldReward`] is the task's own verifier (RLVR:
-//! "the gold reward for verifiable tasks"); a learned reward model plugs in behind the same trait.
+//! "the gold reward for verifiable tasks"); a reward model trained on preferences is one too
+//! ([`super::reward_model::ModelReward`]).
 //! [`RunningMoments`] keeps the running mean and variance of every score seen so far, for PPO's
 //! reward normalisation.
 

@@ -1,0 +1,258 @@
+//! The reward-model stage of `rlhf demo`, from a policy to a reward model trained on noisy
+//! preferences:
+//!
+//! 1. pairs: two samples per prompt from the policy, labelled by the noisy annotator, on the
+//!    training prompts (a slice of them kept back as validation pairs) and, for the report only,
+//!    on the held-out prompts;
+//! 2. an ensemble of `M` reward models on the training pairs, each stopped early on the noisy
+//!    validation labels ([`super::select`]);
+//! 3. denoising: the ensemble's preference strength relabels the training pairs ([`super::denoise`]);
+//! 4. the final reward model on the denoised pairs, stopped early the same way;
+//! 5. optionally, the same final model trained on the raw labels, to measure what denoising
+//!    bought; of the two, the one more accurate on the noisy validation labels is the stage's
+//!    reward model (denoising can hurt: where the ensemble is less reliable than the annotator,
+//!    its flips break more labels than they mend);
+//! 6. held-out accuracy against the noisy labels and against gold.
+//!
+//! Nothing in training or selection reads a gold label: gold appears only in the held-out report
+//! and the denoising audit.
+
+use std::time::Instant;
+
+use models::transformer::Model;
+use runtime::Backend;
+
+use super::data::{sample_preference_pairs, PairSampling, PairStats, PreferencePair};
+use super::denoise::{denoise, DenoiseConfig, DenoiseCounts, Treatment};
+use super::ensemble::{ensemble_strength, Strength};
+use super::metrics::{audit_denoising, evaluate_pairs, pair_accuracy, DenoiseAudit, PairAccuracy};
+use super::model::{Readout, RewardModel};
+use super::select::{train_selected, Selection};
+use super::train::RewardConfig;
+use crate::rng::Rng;
+use crate::tasks::annotator::Annotator;
+use crate::tasks::Task;
+use crate::tokenizer::TaskTokenizer;
+use crate::{Error, Result};
+
+/// Settings of [`run_reward_stage`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewardStageConfig {
+    /// The annotator's flip fraction.
+    pub flip_fraction: f64,
+    /// Where every reward model of the stage reads its reward.
+    pub readout: Readout,
+    /// Pair-sampling passes over the training prompts. Flips are symmetric, so more pairs dilute
+    /// them: with many more pairs than steps × batch, no flipped pair is seen often enough to be
+    /// memorised.
+    pub train_rounds: usize,
+    /// Passes over the held-out prompts for the report.
+    pub held_out_rounds: usize,
+    /// Fraction of the training prompts whose pairs are kept back as validation pairs.
+    pub validation_fraction: f64,
+    /// Ensemble members (0: no denoising; the final model trains on the raw labels).
+    pub members: usize,
+    pub member: RewardConfig,
+    pub denoise: DenoiseConfig,
+    /// Leave out the pairs denoising would flip instead of flipping them. Where the ensemble is
+    /// less sure than the annotator (on `arith`, the sums without a carry), a wrong flip turns a
+    /// right label into a wrong one, while leaving the pair out only costs a pair.
+    pub drop_contradicted: bool,
+    pub final_model: RewardConfig,
+    /// Steps between validation checks.
+    pub check_every: usize,
+    /// Also train the final model on the raw labels (the no-denoising comparison); the model
+    /// more accurate on the validation labels is kept.
+    pub compare_undenoised: bool,
+    pub seed: u64,
+}
+
+impl RewardStageConfig {
+    /// The demo's reward stage: `rounds` passes of pair sampling, `members` members of
+    /// `member_steps` steps, a final model of `final_steps` steps, 64 pairs per step.
+    pub fn new(rounds: usize, members: usize, member_steps: usize, final_steps: usize, seed: u64) -> Self {
+        RewardStageConfig {
+            flip_fraction: crate::tasks::annotator::DEFAULT_FLIP_FRACTION,
+            readout: Readout::TokenSum,
+            train_rounds: rounds,
+            held_out_rounds: 16,
+            validation_fraction: 0.1,
+            members,
+            member: RewardConfig::new(member_steps, 64, 3e-3),
+            denoise: DenoiseConfig { soft_labels: false, flip_z: 2.0, ..DenoiseConfig::default() },
+            drop_contradicted: false,
+            final_model: RewardConfig::new(final_steps, 64, 3e-3),
+            check_every: 100,
+            compare_undenoised: true,
+            seed,
+        }
+    }
+}
+
+/// One progress report of the stage: `step` of `total` in `phase`.
+#[derive(Debug, Clone)]
+pub struct RewardProgress {
+    pub phase: String,
+    pub step: usize,
+    pub total: usize,
+    /// The last step's training loss (0 outside training).
+    pub loss: f32,
+}
+
+/// What the stage measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewardStageReport {
+    pub train_pairs: usize,
+    pub validation_pairs: usize,
+    pub held_out_pairs: usize,
+    pub train_stats: PairStats,
+    /// The stage's reward model on the held-out pairs.
+    pub held_out: PairAccuracy,
+    /// Its accuracy against the validation pairs' labels, and the step early stopping kept.
+    pub selection: Selection,
+    /// Whether it is the model trained on the denoised labels (else the one on the raw labels).
+    pub chose_denoised: bool,
+    /// The model trained on the denoised labels: held-out accuracy and validation label accuracy.
+    pub denoised: Option<(PairAccuracy, f64)>,
+    /// The ensemble's mean reward difference on the held-out pairs (when there is an ensemble).
+    pub ensemble_mean: Option<PairAccuracy>,
+    /// The steps the members were stopped at.
+    pub member_steps: Vec<usize>,
+    pub denoise_counts: Option<DenoiseCounts>,
+    /// Gold's view of what denoising did to the training labels (measurement only).
+    pub audit: Option<DenoiseAudit>,
+    /// The same final model trained on the raw labels: held-out and validation label accuracy.
+    pub undenoised: Option<(PairAccuracy, f64)>,
+    pub seconds: f64,
+}
+
+/// Training prompts split into (training, validation) by a seeded shuffle.
+fn split_prompts(prompts: &[String], fraction: f64, seed: u64) -> Result<(Vec<String>, Vec<String>)> {
+    let mut shuffled = prompts.to_vec();
+    Rng::derived(seed, 9).shuffle(&mut shuffled);
+    let validation = ((prompts.len() as f64 * fraction).round() as usize).min(prompts.len());
+    if validation == 0 || validation == prompts.len() {
+        return Err(Error::Config(format!(
+            "a validation fraction of {fraction} leaves no training or no validation prompts out of {}",
+            prompts.len()
+        )));
+    }
+    let train = shuffled.split_off(validation);
+    Ok((train, shuffled))
+}
+
+/// What [`run_reward_stage`] returns.
+pub struct RewardStageOutput<B: Backend> {
+    /// The final reward model.
+    pub model: RewardModel<B>,
+    pub report: RewardStageReport,
+    /// The held-out pairs the report measured.
+    pub held_out: Vec<PreferencePair>,
+}
+
+/// Runs the stage from `policy` (the reward models start from a copy of it).
+pub fn run_reward_stage<B: Backend>(
+    backend: &B,
+    policy: &Model<B>,
+    tokenizer: &TaskTokenizer,
+    task: &dyn Task,
+    config: &RewardStageConfig,
+    progress: &mut dyn FnMut(&RewardProgress),
+) -> Result<RewardStageOutput<B>> {
+    let start = Instant::now();
+    let pad = tokenizer.pad_id();
+    let seed = config.seed;
+    let (train_prompts, validation_prompts) = split_prompts(task.train_prompts(), config.validation_fraction, seed)?;
+    let mut sample = |prompts: &[String], rounds: usize, stream: u64| -> Result<(Vec<PreferencePair>, PairStats)> {
+        progress(&RewardProgress { phase: "pairs".into(), step: stream as usize, total: 3, loss: 0.0 });
+        let mut annotator = Annotator::new(config.flip_fraction, Rng::derived(seed, 20 + stream).next_u64())?;
+        let sampling = PairSampling { rounds, seed: Rng::derived(seed, 30 + stream).next_u64(), ..PairSampling::default() };
+        sample_preference_pairs(backend, policy, tokenizer, task, prompts, &mut annotator, &sampling)
+    };
+    let (train, train_stats) = sample(&train_prompts, config.train_rounds, 0)?;
+    let validation_rounds = config.train_rounds.max(1);
+    let (validation, _) = sample(&validation_prompts, validation_rounds, 1)?;
+    let (held_out, _) = sample(task.eval_prompts(), config.held_out_rounds, 2)?;
+    if train.is_empty() || validation.is_empty() || held_out.is_empty() {
+        return Err(Error::Config(format!(
+            "the policy's samples gave {} training, {} validation and {} held-out pairs; every set needs some",
+            train.len(),
+            validation.len(),
+            held_out.len()
+        )));
+    }
+
+    let train_one = |pairs: &[PreferencePair],
+                     rm_config: &RewardConfig,
+                     phase: &str,
+                     progress: &mut dyn FnMut(&RewardProgress)|
+     -> Result<(RewardModel<B>, Selection)> {
+        let mut rm =
+            RewardModel::from_policy(backend, policy, rm_config.head_init_std, rm_config.seed)?.with_readout(config.readout);
+        let total = rm_config.steps;
+        let selection = train_selected(backend, &mut rm, pairs, &validation, pad, rm_config, config.check_every, &mut |m| {
+            if m.step % 25 == 0 || m.step + 1 == total {
+                progress(&RewardProgress { phase: phase.to_string(), step: m.step + 1, total, loss: m.loss });
+            }
+        })?;
+        Ok((rm, selection))
+    };
+
+    let mut member_steps = Vec::new();
+    let (denoised, ensemble_mean, denoise_counts, audit) = if config.members > 0 {
+        let mut members = Vec::with_capacity(config.members);
+        for m in 0..config.members {
+            let member_config = RewardConfig { seed: seed * 1000 + 100 + m as u64, ..config.member.clone() };
+            let phase = format!("member {}/{}", m + 1, config.members);
+            let (rm, selection) = train_one(&train, &member_config, &phase, progress)?;
+            member_steps.push(selection.step);
+            members.push(rm);
+        }
+        let strengths = ensemble_strength(backend, &members, &train, pad)?;
+        let held_out_strength: Vec<f32> =
+            ensemble_strength(backend, &members, &held_out, pad)?.iter().map(|s: &Strength| s.mean).collect();
+        let (denoised, treatments, counts) = denoise(&train, &strengths, &config.denoise)?;
+        let audit = audit_denoising(&train, &denoised, &treatments);
+        let denoised = if config.drop_contradicted {
+            denoised.into_iter().zip(&treatments).filter(|(_, t)| **t != Treatment::Flip).map(|(p, _)| p).collect()
+        } else {
+            denoised
+        };
+        (denoised, Some(pair_accuracy(&held_out_strength, &held_out)), Some(counts), Some(audit))
+    } else {
+        (train.clone(), None, None, None)
+    };
+
+    let final_config = RewardConfig { seed: seed * 1000 + 1, ..config.final_model.clone() };
+    let (mut rm, mut selection) = train_one(&denoised, &final_config, "final", progress)?;
+    let mut held_out_accuracy = evaluate_pairs(backend, &rm, &held_out, pad)?;
+    let with_ensemble = config.members > 0;
+    let denoised = with_ensemble.then_some((held_out_accuracy, selection.label_accuracy));
+    let mut chose_denoised = with_ensemble;
+    let mut undenoised = None;
+    if config.compare_undenoised && with_ensemble {
+        let (raw, raw_selection) = train_one(&train, &final_config, "no denoising", progress)?;
+        let raw_accuracy = evaluate_pairs(backend, &raw, &held_out, pad)?;
+        undenoised = Some((raw_accuracy, raw_selection.label_accuracy));
+        if raw_selection.label_accuracy > selection.label_accuracy {
+            (rm, selection, held_out_accuracy, chose_denoised) = (raw, raw_selection, raw_accuracy, false);
+        }
+    }
+    let report = RewardStageReport {
+        train_pairs: train.len(),
+        validation_pairs: validation.len(),
+        held_out_pairs: held_out.len(),
+        train_stats,
+        held_out: held_out_accuracy,
+        selection,
+        chose_denoised,
+        denoised,
+        ensemble_mean,
+        member_steps,
+        denoise_counts,
+        audit,
+        undenoised,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok(RewardStageOutput { model: rm, report, held_out })
+}
