@@ -408,3 +408,4 @@ impl Backend for $backend {
 }
 
 gpu_backend!(crate::Emu, crate::EmuDevice, "emu");
+gpu_backend!(crate::Cuda, crate::CudaDevice, "cuda");
