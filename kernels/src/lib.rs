@@ -8,8 +8,9 @@
 //! a launcher can check its arguments (count, order, pointer element types, scalars) before a
 //! launch. The launch geometry of each kernel is described in the header comment of its source.
 //!
-//! These kernels take flat argument lists (up to 9) rather than the `#[repr(C)]` params struct
-//! that design.md suggests past ~6 arguments: every argument is a pointer or a 32-bit scalar, and
+//! These kernels take flat argument lists (up to 12, AdamW's pointers and per-step scalars)
+//! rather than the `#[repr(C)]` params struct that design.md suggests past ~6 arguments: every
+//! argument is a pointer or a 32-bit scalar, and
 //! the list here is checked against both the CUDA signatures (unit tests below) and the PTX
 //! (`tests/kernels_compile.rs`), which is the mismatch a params struct guards against. Kernels
 //! with strides and many shapes (attention) are where a params struct pays.
@@ -253,6 +254,23 @@ pub const SOURCES: &[Source] = &[
                 lse: Out<F32>, N: U32, V: U32, ignore_index: U32);
             "cross_entropy_bwd" [F32, BF16] (logits: In<T>, targets: In<U32>, lse: In<F32>,
                 dloss: In<F32>, dlogits: Out<T>, N: U32, V: U32, ignore_index: U32);
+        )
+    ),
+    source!(
+        "adamw",
+        entries!("adamw";
+            "adamw_fwd" [F32, BF16] (param: Out<F32>, grad: In<T>, m: Out<F32>, v: Out<F32>,
+                n: U32, beta1: F32, beta2: F32, decay: F32, step_size: F32, inv_sqrt_c2: F32,
+                eps: F32);
+            "adamw_fwd_copy" [F32, BF16] (param: Out<F32>, grad: In<T>, m: Out<F32>,
+                v: Out<F32>, copy: Out<BF16>, n: U32, beta1: F32, beta2: F32, decay: F32,
+                step_size: F32, inv_sqrt_c2: F32, eps: F32);
+        )
+    ),
+    source!(
+        "grad_norm",
+        entries!("grad_norm";
+            "grad_norm_fwd_sumsq" [F32, BF16] (x: In<T>, partial: Out<F32>, n: U32, G: U32);
         )
     ),
 ];

@@ -11,7 +11,7 @@
 //! each expansion sits in its own anonymous `const` so that it can carry its own `no_kernel`.
 
 use crate::gpu::{transfer, GpuBackend, GpuBuffer};
-use crate::ops::adamw::AdamW;
+use crate::ops::adamw::{self, AdamW};
 use crate::ops::attention::{AttentionGrads, AttentionOut};
 use crate::ops::cross_entropy::{self, CrossEntropyOut};
 use crate::ops::bt_loss::{BtLossGrads, BtPairs};
@@ -26,7 +26,7 @@ use crate::ops::ppo_loss::{PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::{self, SwiGluGrads};
 use crate::ops::value_loss::{ValueLossConfig, ValueLossOut};
-use crate::ops::{elementwise, embedding, gelu};
+use crate::ops::{elementwise, embedding, gelu, grad_norm};
 use crate::{Backend, DType, Error, Result, Tensor};
 
 /// `impl Backend for $backend` (buffers on `$device`), whose errors name the backend `$name`.
@@ -388,18 +388,31 @@ impl Backend for $backend {
 
     fn adamw_step(
         &self,
-        _param: &mut Tensor<Self>,
-        _grad: &Tensor<Self>,
-        _m: &mut Tensor<Self>,
-        _v: &mut Tensor<Self>,
-        _hyper: &AdamW,
-        _step: u32,
+        param: &mut Tensor<Self>,
+        grad: &Tensor<Self>,
+        m: &mut Tensor<Self>,
+        v: &mut Tensor<Self>,
+        hyper: &AdamW,
+        step: u32,
     ) -> Result<()> {
-        no_kernel("adamw_step")
+        adamw::step_gpu(self, param, grad, m, v, None, hyper, step)
     }
 
-    fn sum_squares(&self, _x: &Tensor<Self>) -> Result<f64> {
-        no_kernel("sum_squares")
+    fn adamw_step_copy(
+        &self,
+        param: &mut Tensor<Self>,
+        grad: &Tensor<Self>,
+        m: &mut Tensor<Self>,
+        v: &mut Tensor<Self>,
+        copy: &mut Tensor<Self>,
+        hyper: &AdamW,
+        step: u32,
+    ) -> Result<()> {
+        adamw::step_gpu(self, param, grad, m, v, Some(copy), hyper, step)
+    }
+
+    fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64> {
+        grad_norm::sum_squares_gpu(self, x)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Every CUDA kernel, run through the Emu backend's ops, against the Cpu backend on the same
 //! inputs (`rlhf kernels test`): awkward shapes, f32 and bf16. One module per op family builds
 //! its cases and runs them on any backend (`rows`: the row-wise ops, rows 1, 7, 64 crossed with
-//! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy).
+//! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy; `optim`: AdamW and the sum of squares).
 //!
 //! The Cpu backend is the specification, so the check is "the kernel computes what the Cpu
 //! computes", per output tensor, element by element: `|emu − cpu| <= atol + rtol·|cpu|`, with
@@ -12,6 +12,7 @@
 //! order of operations. Backward kernels get the same saved statistics on both backends
 //! (computed on the host), so each check isolates one kernel.
 
+mod optim;
 mod rng;
 mod rows;
 
@@ -40,6 +41,7 @@ pub struct KernelCheck {
 #[derive(Debug, Clone, Copy)]
 enum Family {
     Rows(rows::Case),
+    Optim(optim::Case),
 }
 
 /// One check: entry point `name` (its helper kernels run too) on one shape.
@@ -55,6 +57,7 @@ struct Case {
 /// Every case `rlhf kernels test` runs, in report order, each with its own seed.
 fn cases() -> Vec<Case> {
     let mut cases = rows::cases();
+    cases.extend(optim::cases());
     for (seed, case) in (1..).zip(cases.iter_mut()) {
         case.seed = seed;
     }
@@ -66,6 +69,7 @@ fn run<B: Backend>(backend: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType)>> {
     let mut rng = rng::Rng::new(case.seed);
     match &case.family {
         Family::Rows(c) => rows::run(backend, c, &mut rng),
+        Family::Optim(c) => optim::run(backend, c, &mut rng),
     }
 }
 
