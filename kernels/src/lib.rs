@@ -8,12 +8,12 @@
 //! a launcher can check its arguments (count, order, pointer element types, scalars) before a
 //! launch. The launch geometry of each kernel is described in the header comment of its source.
 //!
-//! These kernels take flat argument lists (up to 12, AdamW's pointers and per-step scalars)
+//! These kernels take flat argument lists (up to 12: AdamW's pointers and per-step scalars)
 //! rather than the `#[repr(C)]` params struct that design.md suggests past ~6 arguments: every
-//! argument is a pointer or a 32-bit scalar, and
-//! the list here is checked against both the CUDA signatures (unit tests below) and the PTX
-//! (`tests/kernels_compile.rs`), which is the mismatch a params struct guards against. Kernels
-//! with strides and many shapes (attention) are where a params struct pays.
+//! argument is a pointer or a 32-bit scalar, and the list here is checked against both the CUDA
+//! signatures (unit tests below) and the PTX (`tests/kernels_compile.rs`), which is the mismatch
+//! a params struct guards against. Kernels with strides and many shapes (attention) are where a
+//! params struct pays.
 
 /// Element type behind a pointer parameter, or the storage dtype an entry point is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -169,6 +169,7 @@ const GPU_THREADS: u32 = 256;
 
 /// One AdamW step on a GPU backend (`adamw_fwd`, or `adamw_fwd_copy` when a bf16 copy of the
 /// updated parameter is written too); the kernel's dtype suffix is the gradient's.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn step_gpu<G: GpuBackend>(
     gpu: &G,
     param: &mut Tensor<G>,
