@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
+use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute, CUmemPool_attribute};
 use cudarc::driver::{
     result, CudaContext, CudaFunction, CudaModule, CudaStream, DriverError, LaunchConfig,
     PushKernelArg,
@@ -141,6 +141,9 @@ impl CudaDevice {
         };
         let name = ctx.name().map_err(|e| driver_error("reading the device name", e))?;
         let async_alloc = ctx.has_async_alloc();
+        if async_alloc {
+            keep_freed_memory_pooled(&ctx)?;
+        }
         let stream = ctx.default_stream();
         Ok(CudaDevice {
             ctx,
@@ -231,6 +234,25 @@ impl CudaDevice {
         }
         Ok(f.function.clone())
     }
+}
+
+/// Keeps memory freed by `cuMemFreeAsync` in the device's default pool instead of returning it
+/// to the driver at every synchronisation (the pool's default release threshold is 0): tensors
+/// are freed and reallocated at every step, and each download synchronises.
+fn keep_freed_memory_pooled(ctx: &CudaContext) -> Result<()> {
+    let mut threshold = u64::MAX;
+    // SAFETY: `cu_device` is the context's device; the release threshold attribute is a u64,
+    // which `threshold` is, and the driver reads it before returning.
+    unsafe {
+        result::device::get_default_mem_pool(ctx.cu_device()).and_then(|pool| {
+            result::mem_pool::set_attribute(
+                pool,
+                CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&mut threshold as *mut u64).cast(),
+            )
+        })
+    }
+    .map_err(|e| driver_error("setting the memory pool's release threshold", e))
 }
 
 impl GpuDevice for CudaDevice {
