@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::device::{launch_config, Limits};
 use super::gemm_plan::{self, BwdAddrs, ColGemm, FwdAddrs, Step};
-use super::kernels::{bundle_image, bundle_paths, target_for, ModuleImage};
+use super::kernels::{bundle_image, bundle_paths, target_for, KernelLoader, ModuleImage};
 use crate::compile::Arch;
 use crate::gpu::Launch;
 use crate::ops::gemm::{self, GemmSpec};
@@ -107,6 +107,16 @@ fn bundles_give_cubins_where_they_run_and_refuse_stale_ptx() {
 
     let nul = ModuleImage::Ptx("a\0b".into()).into_ptx();
     assert!(matches!(nul, Err(Error::Backend { backend: "cuda", .. })));
+}
+
+#[test]
+fn without_a_bundle_entry_or_nvrtc_the_error_names_both() {
+    let dir = temp_dir("empty-bundle");
+    let loader = KernelLoader::new(Some(dir.clone()), None, true);
+    let err = loader.image("layernorm", Arch::Sm80).unwrap_err().to_string();
+    assert!(err.contains("sm_80/layernorm.ptx") && err.contains("NVRTC"), "{err}");
+    let err = loader.image("no_such_op", Arch::Sm80).unwrap_err().to_string();
+    assert!(err.contains("no_such_op"), "{err}");
 }
 
 /// Host memory addressed like the device in a plan: an address is an element index.
