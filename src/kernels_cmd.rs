@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use runtime::compile::{build_all, Arch, KernelBuildReport};
+use runtime::compile::{build_all, Arch};
 use runtime::kernel_check::{self, KernelCheck};
-use runtime::emu::Counters;
-use runtime::{Emu, KernelStats};
+use runtime::Emu;
 use serde::Serialize;
 
 use crate::error::CliError;
+use crate::kernels_report;
 
 #[derive(Subcommand)]
 pub enum KernelsCommand {
@@ -84,45 +84,6 @@ struct TestSummary<'a> {
     kernels: Vec<TestRow<'a>>,
 }
 
-/// One kernel on one architecture: ptxas resources, and what the emulator counted while the
-/// kernel ran over the `rlhf kernels test` shapes (the same PTX serves every architecture).
-#[derive(Serialize)]
-struct ReportRow {
-    kernel: &'static str,
-    op: &'static str,
-    arch: String,
-    registers: u32,
-    spill_bytes: u32,
-    static_shared_bytes: u32,
-    stack_frame_bytes: u32,
-    /// Launches the emulator ran (0 when the kernel has no Emu op yet).
-    emu_launches: u64,
-    /// Global bytes requested (loads + stores) per launch, averaged over those launches.
-    global_bytes_per_launch: f64,
-    /// Requested bytes over the bytes of the 32-byte sectors that served them.
-    coalescing: f64,
-    shared_bank_conflicts: u64,
-}
-
-fn report_row(r: &KernelBuildReport, stats: &[(&'static str, KernelStats)]) -> ReportRow {
-    let found = stats.iter().find(|(name, _)| *name == r.entry).map(|(_, s)| s);
-    let (launches, counters) = found.map_or((0, Counters::default()), |s| (s.launches, s.counters.clone()));
-    let bytes = (counters.global_load_bytes + counters.global_store_bytes) as f64;
-    ReportRow {
-        kernel: r.entry,
-        op: r.op,
-        arch: r.arch.to_string(),
-        registers: r.registers,
-        spill_bytes: r.spill_bytes(),
-        static_shared_bytes: r.static_shared_bytes,
-        stack_frame_bytes: r.stack_frame_bytes,
-        emu_launches: launches,
-        global_bytes_per_launch: if launches > 0 { bytes / launches as f64 } else { 0.0 },
-        coalescing: counters.global_coalescing(),
-        shared_bank_conflicts: counters.shared_bank_conflicts(),
-    }
-}
-
 pub fn run(command: &KernelsCommand) -> Result<(), CliError> {
     match command {
         KernelsCommand::Build(args) => {
@@ -135,38 +96,7 @@ pub fn run(command: &KernelsCommand) -> Result<(), CliError> {
             Ok(())
         }
         KernelsCommand::Test(args) => test(args),
-        KernelsCommand::Report(args) => {
-            let dir = std::env::temp_dir().join(format!("rlhf-kernels-report-{}", std::process::id()));
-            let reports = build_all(&args.arch, &dir);
-            let _ = std::fs::remove_dir_all(&dir);
-            let emu = Emu::with_sanitizer(false)?;
-            kernel_check::run_all(&emu);
-            let stats = emu.kernel_stats();
-            let rows: Vec<ReportRow> = reports?.iter().map(|r| report_row(r, &stats)).collect();
-            if args.json {
-                println!("{}", serde_json::to_string(&rows).map_err(|e| CliError::Usage(e.to_string()))?);
-            } else {
-                println!(
-                    "{:<30} {:<6} {:>5} {:>7} {:>6} {:>5} {:>8} {:>12} {:>9}",
-                    "kernel", "arch", "regs", "spill B", "smem B", "stack", "launches", "bytes/launch", "coalesced"
-                );
-                for r in &rows {
-                    println!(
-                        "{:<30} {:<6} {:>5} {:>7} {:>6} {:>5} {:>8} {:>12.0} {:>8.1}%",
-                        r.kernel,
-                        r.arch,
-                        r.registers,
-                        r.spill_bytes,
-                        r.static_shared_bytes,
-                        r.stack_frame_bytes,
-                        r.emu_launches,
-                        r.global_bytes_per_launch,
-                        100.0 * r.coalescing
-                    );
-                }
-            }
-            Ok(())
-        }
+        KernelsCommand::Report(args) => kernels_report::report(&args.arch, args.json),
     }
 }
 

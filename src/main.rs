@@ -6,6 +6,7 @@ mod demo_cmd;
 mod error;
 mod infer;
 mod kernels_cmd;
+mod kernels_report;
 
 use clap::{Parser, Subcommand};
 

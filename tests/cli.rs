@@ -110,21 +110,32 @@ fn quick_demo_improves_on_sft_and_writes_its_reports() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-/// `rlhf kernels report --json`: ptxas resources per kernel and architecture, with no spills, and
-/// the emulator's counts for every kernel that has an Emu op.
+/// `rlhf kernels report --json`: ptxas resources per kernel and architecture, with no spills, the
+/// emulator's counts and a roofline estimate for every kernel that has an Emu op, and the
+/// memory-critical ops within their I/O models.
 #[test]
-fn kernels_report_has_resources_and_emulator_counts() {
+fn kernels_report_has_resources_emulator_counts_and_io_models() {
     let (ok, stdout, stderr) = rlhf(&["kernels", "report", "--json"]);
     assert!(ok, "{stderr}");
-    let rows: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let rows = report["kernels"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["arch"] == "sm_80") && rows.iter().any(|r| r["arch"] == "sm_90"));
-    for r in &rows {
+    for r in rows {
         assert_eq!(r["spill_bytes"], 0, "{r}");
         assert!(r["registers"].as_u64().unwrap() > 0, "{r}");
         assert!(r["emu_launches"].as_u64().unwrap() > 0, "{r}");
         let coalescing = r["coalescing"].as_f64().unwrap();
         assert!(coalescing > 0.0 && coalescing <= 1.0, "{r}");
-        assert!(r["global_bytes_per_launch"].as_f64().unwrap() > 0.0, "{r}");
+        let bytes = r["global_bytes_per_launch"].as_f64().unwrap();
+        assert!(bytes > 0.0, "{r}");
+        assert!(r["roofline_us_h100"].as_f64().unwrap() >= 0.999e6 * bytes / 3.35e12, "{r}");
+    }
+    let io = report["io_model"].as_array().unwrap();
+    assert!(!io.is_empty());
+    for r in io {
+        let ratio = r["ratio"].as_f64().unwrap();
+        assert!((1.0..=1.1).contains(&ratio), "{r}");
+        assert!(r["coalescing"].as_f64().unwrap() >= 0.9, "{r}");
     }
 }
 

@@ -9,16 +9,19 @@
 // is the launcher's to reject (the Cpu backend errors on it); here it gives a NaN loss and reads
 // nothing out of range.
 //
-// cross_entropy_fwd: one block per row (grid = N), threads stride over V keeping an online
-// (max, Σ exp) state, so the row is read once; the states are merged by a butterfly within each
-// warp and then in warp order across the block (fixed order: the result depends only on
-// blockDim.x). Thread 0 writes loss and lse. Block: a multiple of 32 threads.
-// Bytes moved: N·V·S + 12·N, S = sizeof(T).
+// cross_entropy_fwd: one block per row (grid = N); the row streams through the block in aligned
+// 16-byte packs (row_stream.cuh), each thread keeping an online (max, Σ exp) state over the
+// elements it owns by index, so the row is read once and a row's result does not depend on
+// where it sits in the batch; the states are merged by a butterfly within each warp and then in
+// warp order across the block (fixed order: the result depends only on blockDim.x). Thread 0
+// writes loss and lse. Block: a multiple of 32 threads.
+// Bytes moved: N·V·S + 12·N, S = sizeof(T) (plus 1/32 of the row for unaligned rows).
 //
-// cross_entropy_bwd: one block per row (grid = N), threads stride over V and write
+// cross_entropy_bwd: one block per row (grid = N), threads stride over aligned packs and write
 // dloss · (exp(logit − lse) − [v = target]) in one pass from the saved lse; no reduction, so any
 // block size. Bytes moved: 2·N·V·S + 12·N.
 #include "common.cuh"
+#include "row_stream.cuh"
 
 template <typename T>
 __device__ __forceinline__ void cross_entropy_fwd(const T* __restrict__ logits,
@@ -33,7 +36,7 @@ __device__ __forceinline__ void cross_entropy_fwd(const T* __restrict__ logits,
     const T* lr = logits + row * V;
 
     LogSumExp state = lse_empty();
-    for (u32 v = threadIdx.x; v < V; v += blockDim.x) lse_add(state, to_f32(lr[v]));
+    row_reduce_each(lr, V, [&](u32, float x) { lse_add(state, x); });
     const float row_lse = block_lse(state, scratch);
 
     if (threadIdx.x == 0) {
@@ -61,18 +64,18 @@ __device__ __forceinline__ void cross_entropy_bwd(const T* __restrict__ logits,
     const u64 row = blockIdx.x;
     if (row >= N) return;
     T* dr = dlogits + row * V;
+    const T* lr = logits + row * V;
     const u32 target = targets[row];
     if (target == ignore_index) {
-        for (u32 v = threadIdx.x; v < V; v += blockDim.x) dr[v] = from_f32<T>(0.0f);
+        row_map(lr, dr, V, [](u32, float) { return 0.0f; });
         return;
     }
-    const T* lr = logits + row * V;
     const float row_lse = lse[row];
     const float upstream = dloss[row];
-    for (u32 v = threadIdx.x; v < V; v += blockDim.x) {
-        const float p = expf(to_f32(lr[v]) - row_lse);
-        dr[v] = from_f32<T>(upstream * (v == target ? p - 1.0f : p));
-    }
+    row_map(lr, dr, V, [&](u32 v, float x) {
+        const float p = expf(x - row_lse);
+        return upstream * (v == target ? p - 1.0f : p);
+    });
 }
 
 extern "C" __global__ void cross_entropy_fwd_f32(const float* logits, const u32* targets,

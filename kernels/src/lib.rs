@@ -185,10 +185,16 @@ macro_rules! source {
 }
 
 /// Every embedded header.
-pub const HEADERS: &[Header] = &[Header {
-    file: "common.cuh",
-    code: include_str!("common.cuh"),
-}];
+pub const HEADERS: &[Header] = &[
+    Header {
+        file: "common.cuh",
+        code: include_str!("common.cuh"),
+    },
+    Header {
+        file: "row_stream.cuh",
+        code: include_str!("row_stream.cuh"),
+    },
+];
 
 /// Every embedded source, in a fixed order.
 pub const SOURCES: &[Source] = &[

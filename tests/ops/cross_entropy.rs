@@ -148,8 +148,33 @@ fn cross_entropy_rejects_bad_arguments<B: Backend>(backend: &B) {
     assert!(matches!(err, Error::DType { op: "cross_entropy_fwd", arg: "logits", .. }), "{err}");
 }
 
+/// A row's loss and log-sum-exp are bit-identical whether it is scored alone or inside a batch,
+/// where its logits start at another alignment (V odd) and its neighbours differ.
+fn cross_entropy_row_is_batch_invariant<B: Backend>(backend: &B) {
+    let mut rng = Rng::new(29);
+    for dtype in [DType::F32, DType::BF16] {
+        let v = 1003;
+        let row = rng.normal_vec(v, 2.0);
+        let alone = backend.upload_f32(&[1, v], &row, dtype).unwrap();
+        let alone = backend.cross_entropy_fwd(&alone, &backend.upload_u32(&[1], &[17]).unwrap(), u32::MAX).unwrap();
+        for position in 1..5 {
+            let mut batch = rng.normal_vec(5 * v, 2.0);
+            batch[position * v..(position + 1) * v].copy_from_slice(&row);
+            let mut targets = vec![3; 5];
+            targets[position] = 17;
+            let batch = backend.upload_f32(&[5, v], &batch, dtype).unwrap();
+            let out = backend.cross_entropy_fwd(&batch, &backend.upload_u32(&[5], &targets).unwrap(), u32::MAX).unwrap();
+            for (what, a, b) in [("loss", &alone.loss, &out.loss), ("lse", &alone.lse, &out.lse)] {
+                let (a, b) = (backend.download_f32(a).unwrap(), backend.download_f32(b).unwrap());
+                assert_eq!(a[0].to_bits(), b[position].to_bits(), "{what} {dtype} at row {position}");
+            }
+        }
+    }
+}
+
 backend_tests!(
     cpu, emu;
+    cross_entropy_row_is_batch_invariant,
     cross_entropy_forward_matches_reference,
     cross_entropy_huge_logits_are_stable,
     cross_entropy_backward_matches_finite_differences,

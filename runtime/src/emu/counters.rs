@@ -10,6 +10,10 @@ pub struct Counters {
     pub by_class: [u64; CLASS_COUNT],
     /// Lanes active at each issued instruction, summed.
     pub thread_instructions: u64,
+    /// Floating-point operations on the CUDA cores by lanes that executed: 2 per `fma`, 1 per
+    /// `add`/`sub`/`mul`/`min`/`max`/`div`; conversions and special functions count none. What a
+    /// roofline estimate's compute side needs.
+    pub float_ops: u64,
     /// Warp-level global load requests (one per `ld.global` executed by a warp).
     pub global_load_requests: u64,
     pub global_store_requests: u64,
@@ -40,6 +44,7 @@ impl Counters {
             *a += b;
         }
         self.thread_instructions += other.thread_instructions;
+        self.float_ops += other.float_ops;
         self.global_load_requests += other.global_load_requests;
         self.global_store_requests += other.global_store_requests;
         self.global_load_bytes += other.global_load_bytes;

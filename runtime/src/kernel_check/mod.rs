@@ -12,6 +12,7 @@
 //! order of operations. Backward kernels get the same saved statistics on both backends
 //! (computed on the host), so each check isolates one kernel.
 
+pub mod io_model;
 mod optim;
 mod rng;
 mod rows;

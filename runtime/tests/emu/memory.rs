@@ -421,3 +421,21 @@ fn counters_measure_coalescing_and_bank_conflicts() {
     assert_eq!(c.class(Class::Global), 6);
     assert_eq!(o.report.warp_instructions, c.by_class.iter().sum::<u64>());
 }
+
+#[test]
+fn counters_count_float_ops_of_the_lanes_that_execute() {
+    // 40 threads (a full warp and 8 lanes of a second): one fma (2 ops), one add and one copysign
+    // (no arithmetic) each, then a mul guarded to threads below 10 (only those execute it).
+    let body = "
+	ld.global.f32 %f1, [%ia];
+	fma.rn.f32 %f2, %f1, %f1, %f1;
+	add.f32 %f3, %f2, %f1;
+	copysign.f32 %f4, %f3, %f1;
+	mov.u32 %r1, %tid.x;
+	setp.lt.u32 %p1, %r1, 10;
+	@%p1 mul.f32 %f4, %f4, %f4;
+	st.global.f32 [%oa], %f4;
+";
+    let o = try_run_with(SanitizerMode::Off, body, 1, 40, 40, &[0x3f80_0000; 40]).unwrap();
+    assert_eq!(o.report.counters.float_ops, 40 * 3 + 10);
+}

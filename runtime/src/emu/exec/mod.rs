@@ -327,6 +327,7 @@ impl Warp {
                 Some(g) => mask & pred_mask(&self.preds, g),
                 None => mask,
             };
+            env.counters.float_ops += float_ops_per_lane(&instr.op) * exec.count_ones() as u64;
             match instr.op {
                 Op::Bra { target } => {
                     self.move_lanes(exec, target);
@@ -385,5 +386,14 @@ impl Warp {
     pub fn release(&mut self) {
         self.waiting = 0;
         self.exited = 0;
+    }
+}
+
+/// Floating-point operations one lane performs executing `op` (see `Counters::float_ops`).
+fn float_ops_per_lane(op: &Op) -> u64 {
+    match op {
+        Op::Fma { .. } => 2,
+        Op::FloatBin { op, .. } if *op != FloatBinOp::CopySign => 1,
+        _ => 0,
     }
 }

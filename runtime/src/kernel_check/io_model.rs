@@ -1,0 +1,107 @@
+//! Global memory traffic of the memory-critical kernels against their I/O models
+//! (`rlhf kernels report`): each case runs one op on a fresh emulated device at a shape where
+//! the model matters and compares the bytes the emulator counted (every lane's loads and stores)
+//! with the bytes the op cannot avoid moving, written as a formula beside the case.
+//!
+//! A ratio near 1 says the kernel reads each input and writes each output once; a kernel that
+//! re-reads its rows, spills a `[N, V]` or `T×T` intermediate to global memory, or reads
+//! uncoalesced shows up here as a ratio well above 1 or low coalescing.
+
+use crate::{Backend, DType, Emu, Result};
+
+/// One op at one shape: what the emulator counted against the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IoCheck {
+    /// The op's main entry point (the others it launches are counted with it).
+    pub kernel: String,
+    pub shape: String,
+    /// Global bytes loaded and stored by every launch of the op, as the emulator counted them.
+    pub counted_bytes: u64,
+    /// The I/O model: bytes the op must move.
+    pub model_bytes: u64,
+    /// Useful bytes over the bytes of the 32-byte sectors fetched (1.0 = fully coalesced).
+    pub coalescing: f64,
+    /// Floating-point operations counted (CUDA cores).
+    pub float_ops: u64,
+}
+
+impl IoCheck {
+    /// Counted bytes over the model's bytes.
+    pub fn ratio(&self) -> f64 {
+        self.counted_bytes as f64 / self.model_bytes as f64
+    }
+}
+
+/// A case: its report names, the model's bytes, and the op run on a fresh device.
+struct IoCase {
+    kernel: String,
+    shape: String,
+    model_bytes: u64,
+    run: Box<dyn Fn(&Emu) -> Result<()>>,
+}
+
+/// Every case, in report order.
+fn cases() -> Vec<IoCase> {
+    let mut cases = vec![];
+    for dtype in [DType::F32, DType::BF16] {
+        cases.push(cross_entropy_fwd(64, 50257, dtype));
+    }
+    cases
+}
+
+/// Runs every case (sanitizer off: counting, not checking) and collects its counters.
+pub fn run_all() -> Result<Vec<IoCheck>> {
+    cases()
+        .into_iter()
+        .map(|case| {
+            let emu = Emu::with_sanitizer(false)?;
+            (case.run)(&emu)?;
+            let mut counters = crate::emu::Counters::default();
+            for (_, stats) in emu.kernel_stats() {
+                counters.accumulate(&stats.counters);
+            }
+            Ok(IoCheck {
+                kernel: case.kernel,
+                shape: case.shape,
+                counted_bytes: counters.global_load_bytes + counters.global_store_bytes,
+                model_bytes: case.model_bytes,
+                coalescing: counters.global_coalescing(),
+                float_ops: counters.float_ops,
+            })
+        })
+        .collect()
+}
+
+/// Cross-entropy forward over `[N, V]` logits: the logits and targets read once, loss and
+/// log-sum-exp written once: `N·V·sizeof(T) + 4N + 8N` bytes.
+fn cross_entropy_fwd(rows: usize, vocab: usize, dtype: DType) -> IoCase {
+    let model = rows * vocab * dtype.size_in_bytes() + 4 * rows + 8 * rows;
+    IoCase {
+        kernel: format!("cross_entropy_fwd_{dtype}"),
+        shape: format!("[{rows}, {vocab}]"),
+        model_bytes: model as u64,
+        run: Box::new(move |emu| {
+            let logits = emu.zeros(&[rows, vocab], dtype)?;
+            let targets = emu.upload_u32(&[rows], &vec![1; rows])?;
+            emu.cross_entropy_fwd(&logits, &targets, u32::MAX).map(drop)
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_is_counted_over_model_bytes() {
+        let check = IoCheck {
+            kernel: "k".into(),
+            shape: "[1]".into(),
+            counted_bytes: 105,
+            model_bytes: 100,
+            coalescing: 1.0,
+            float_ops: 0,
+        };
+        assert!((check.ratio() - 1.05).abs() < 1e-12);
+    }
+}
