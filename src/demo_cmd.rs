@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use algorithms::demo::{run_demo, DemoOptions, Progress, Stage};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime::Cpu;
+use runtime::Backend;
 
+use crate::backend_arg::{with_backend, BackendArg};
 use crate::error::CliError;
 
 #[derive(Args)]
@@ -24,6 +25,8 @@ pub struct DemoArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 fn stage_name(stage: Stage) -> &'static str {
@@ -38,6 +41,10 @@ fn stage_name(stage: Stage) -> &'static str {
 }
 
 pub fn run(args: &DemoArgs) -> Result<(), CliError> {
+    with_backend!(args.backend.backend, backend => run_on(backend, args))
+}
+
+fn run_on<B: Backend>(backend: &B, args: &DemoArgs) -> Result<(), CliError> {
     let options = DemoOptions { task: args.task.clone(), quick: args.quick, out: args.out.clone(), seed: args.seed };
     let bar = ProgressBar::new(1);
     bar.set_style(
@@ -51,7 +58,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         bar.set_position(p.step as u64);
         bar.set_message(p.message.clone());
     };
-    let summary = run_demo(&Cpu::new(), &options, &mut on_progress)?;
+    let summary = run_demo(backend, &options, &mut on_progress)?;
     bar.finish_and_clear();
     let used = &summary.rewards_used;
     println!(

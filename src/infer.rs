@@ -12,9 +12,10 @@ use models::generate::{generate, GenerateOptions};
 use models::sampling::Sampling;
 use models::tokenizer::Tokenizer;
 use models::transformer::{Inputs, Model};
-use runtime::{Backend, Cpu, DType};
+use runtime::{Backend, DType};
 use serde_json::json;
 
+use crate::backend_arg::{with_backend, BackendArg};
 use crate::error::CliError;
 
 #[derive(Args)]
@@ -30,6 +31,8 @@ pub struct LogprobsArgs {
     ids: Option<Vec<u32>>,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 #[derive(Args)]
@@ -58,6 +61,8 @@ pub struct GenerateArgs {
     seed: u64,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 fn tokenizer_in(dir: &Path) -> Result<Option<Tokenizer>, CliError> {
@@ -86,17 +91,20 @@ fn input_ids(dir: &Path, text: Option<&str>, ids: Option<&[u32]>, tokenizer: Opt
 }
 
 pub fn logprobs(args: &LogprobsArgs) -> Result<(), CliError> {
-    let backend = Cpu::new();
-    let model = Model::load(&args.model, &backend, DType::F32)?;
+    with_backend!(args.backend.backend, backend => logprobs_on(backend, args))
+}
+
+fn logprobs_on<B: Backend>(backend: &B, args: &LogprobsArgs) -> Result<(), CliError> {
+    let model = Model::load(&args.model, backend, DType::F32)?;
     let tokenizer = tokenizer_in(&args.model)?;
     let ids = input_ids(&args.model, args.text.as_deref(), args.ids.as_deref(), tokenizer.as_ref())?;
     let cfg = &model.layout.config;
     if model.layout.has_learned_positions() && ids.len() > cfg.max_positions {
         return Err(CliError::Usage(format!("{} tokens exceed the model's {} positions", ids.len(), cfg.max_positions)));
     }
-    let inputs = Inputs::from_rows(&backend, std::slice::from_ref(&ids), false, 0)?;
-    let acts = model.layout.forward(&backend, &model.params, &inputs)?;
-    let logits = model.layout.logits(&backend, &model.params, &acts.hidden)?;
+    let inputs = Inputs::from_rows(backend, std::slice::from_ref(&ids), false, 0)?;
+    let acts = model.layout.forward(backend, &model.params, &inputs)?;
+    let logits = model.layout.logits(backend, &model.params, &acts.hidden)?;
     // The last position has no next token; score it against id 0 and drop it.
     let targets: Vec<u32> = ids[1..].iter().copied().chain([0]).collect();
     let targets = backend.upload_u32(&[ids.len()], &targets)?;
@@ -114,8 +122,11 @@ pub fn logprobs(args: &LogprobsArgs) -> Result<(), CliError> {
 }
 
 pub fn generate_cmd(args: &GenerateArgs) -> Result<(), CliError> {
-    let backend = Cpu::new();
-    let model = Model::load(&args.model, &backend, DType::F32)?;
+    with_backend!(args.backend.backend, backend => generate_on(backend, args))
+}
+
+fn generate_on<B: Backend>(backend: &B, args: &GenerateArgs) -> Result<(), CliError> {
+    let model = Model::load(&args.model, backend, DType::F32)?;
     let tokenizer = tokenizer_in(&args.model)?;
     let ids = input_ids(&args.model, args.prompt.as_deref(), args.ids.as_deref(), tokenizer.as_ref())?;
     let sampling = if args.greedy || (args.temperature.is_none() && args.top_k.is_none() && args.top_p.is_none()) {
@@ -140,7 +151,7 @@ pub fn generate_cmd(args: &GenerateArgs) -> Result<(), CliError> {
         pad_token_id: cfg.pad_token_id.or(eos_token_ids.first().copied()).unwrap_or(0),
         eos_token_ids,
     };
-    let new_ids = generate(&backend, &model, &[ids], &options)?.remove(0);
+    let new_ids = generate(backend, &model, &[ids], &options)?.remove(0);
     let text = tokenizer.as_ref().map(|t| t.decode(&new_ids)).transpose()?;
     if args.json {
         println!("{}", json!({ "new_ids": new_ids, "text": text }));

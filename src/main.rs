@@ -1,5 +1,6 @@
 //! `rlhf`: the command line of rlhf-rs.
 
+mod backend_arg;
 mod bench;
 mod demo_cmd;
 mod error;

@@ -194,3 +194,25 @@ fn kernels_report_has_resources_emulator_counts_and_io_models() {
         assert!(r["coalescing"].as_f64().unwrap() >= 0.9, "{r}");
     }
 }
+
+/// `--backend cuda` without a usable GPU (this machine, CI) fails with the Cuda backend's own
+/// error, naming what is missing, and a non-zero exit; with one, the command runs on it.
+#[test]
+fn cuda_backend_without_a_gpu_is_a_clear_error() {
+    let Err(cuda_error) = runtime::Cuda::new(0) else {
+        eprintln!("a Cuda device is present: nothing to check here");
+        return;
+    };
+    let model = fixture("gpt2");
+    for args in [
+        &["logprobs", "--backend", "cuda", "--model", &model, "--ids", "1,2,3"][..],
+        &["generate", "--backend", "cuda", "--model", &model, "--ids", "1", "--max-new-tokens", "2"],
+        &["demo", "--backend", "cuda", "--quick", "--out", "/nonexistent-dir/never-written"],
+    ] {
+        let (ok, _, stderr) = rlhf(args);
+        assert!(!ok, "{args:?} succeeded without a GPU");
+        assert_eq!(stderr.trim(), format!("error: {cuda_error}"), "{args:?}");
+    }
+    let (ok, _, stderr) = rlhf(&["logprobs", "--backend", "tpu", "--model", &model, "--ids", "1"]);
+    assert!(!ok && stderr.contains("cpu, emu, cuda"), "{stderr}");
+}

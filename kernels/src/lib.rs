@@ -8,11 +8,12 @@
 //! a launcher can check its arguments (count, order, pointer element types, scalars) before a
 //! launch. The launch geometry of each kernel is described in the header comment of its source.
 //!
-//! These kernels take flat argument lists (up to 15) rather than the `#[repr(C)]` params struct
-//! that design.md suggests past ~6 arguments: every argument is a pointer or a 32-bit scalar, and
-//! the list here is checked against both the CUDA signatures (unit tests below) and the PTX
-//! (`tests/kernels_compile.rs`), which is the mismatch a params struct guards against. Kernels
-//! with strides and many shapes (attention) are where a params struct pays.
+//! These kernels take flat argument lists (up to 15: the GRPO loss's pointers and scalars) rather
+//! than the `#[repr(C)]` params struct that design.md suggests past ~6 arguments: every argument
+//! is a pointer or a 32-bit scalar, and the list here is checked against both the CUDA signatures
+//! (unit tests below) and the PTX (`tests/kernels_compile.rs`), which is the mismatch a params
+//! struct guards against. Kernels with strides and many shapes (attention) are where a params
+//! struct pays.
 
 /// Element type behind a pointer parameter, or the storage dtype an entry point is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -346,6 +347,23 @@ pub const SOURCES: &[Source] = &[
             "gae_fwd" [F32, BF16] (rewards: In<T>, values: In<T>, mask: In<U32>,
                 advantages: Out<T>, returns: Out<T>, rows: U32, cols: U32, gamma: F32,
                 lambda: F32);
+        )
+    ),
+    source!(
+        "adamw",
+        entries!("adamw";
+            "adamw_fwd" [F32, BF16] (param: Out<F32>, grad: In<T>, m: Out<F32>, v: Out<F32>,
+                n: U32, beta1: F32, beta2: F32, decay: F32, step_size: F32, inv_sqrt_c2: F32,
+                eps: F32);
+            "adamw_fwd_copy" [F32, BF16] (param: Out<F32>, grad: In<T>, m: Out<F32>,
+                v: Out<F32>, copy: Out<BF16>, n: U32, beta1: F32, beta2: F32, decay: F32,
+                step_size: F32, inv_sqrt_c2: F32, eps: F32);
+        )
+    ),
+    source!(
+        "grad_norm",
+        entries!("grad_norm";
+            "grad_norm_fwd_sumsq" [F32, BF16] (x: In<T>, partial: Out<F32>, n: U32, G: U32);
         )
     ),
 ];

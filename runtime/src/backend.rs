@@ -327,6 +327,26 @@ pub trait Backend: Send + Sync + Sized {
         hyper: &AdamW,
         step: u32,
     ) -> Result<()>;
+    /// [`Backend::adamw_step`], also writing the updated `param` rounded to bf16 into `copy`
+    /// (bf16, `param`'s shape): the model copy a bf16 forward reads. GPU backends do it in the
+    /// same pass; by default it is the step followed by a cast.
+    #[allow(clippy::too_many_arguments)]
+    fn adamw_step_copy(
+        &self,
+        param: &mut Tensor<Self>,
+        grad: &Tensor<Self>,
+        m: &mut Tensor<Self>,
+        v: &mut Tensor<Self>,
+        copy: &mut Tensor<Self>,
+        hyper: &AdamW,
+        step: u32,
+    ) -> Result<()> {
+        crate::ops::adamw::check_step(param, grad, m, v, hyper, step)?;
+        crate::ops::adamw::check_copy(param, copy)?;
+        self.adamw_step(param, grad, m, v, hyper, step)?;
+        *copy = self.cast(param, DType::BF16)?;
+        Ok(())
+    }
     /// `sum(x^2)` over a float tensor, accumulated in f64 on the host side of the reduction.
     fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64>;
 }

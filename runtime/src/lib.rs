@@ -1,5 +1,6 @@
 //! The rlhf-rs runtime: tensors, the [`Backend`] trait, and the backends that implement it:
-//! [`Cpu`], and [`Emu`] (the CUDA kernels run by the PTX emulator in [`emu`]).
+//! [`Cpu`], [`Cuda`] (the CUDA kernels on an NVIDIA GPU, through cudarc) and [`Emu`] (the same
+//! kernels run by the PTX emulator in [`emu`]).
 //!
 //! Every op a decoder-only transformer and the RL losses need is a method of [`Backend`]. Each op
 //! lives in one file under [`ops`]: its shape checks (shared by all backends), its argument and
@@ -11,6 +12,7 @@
 mod backend;
 pub mod compile;
 mod cpu;
+mod cuda_backend;
 mod dtype;
 pub mod emu;
 mod emu_backend;
@@ -23,6 +25,7 @@ mod tensor;
 
 pub use backend::Backend;
 pub use cpu::{Cpu, CpuBuffer};
+pub use cuda_backend::{Cuda, CudaDevice, CudaOptions, GemmImpl, KERNELS_DIR_ENV};
 pub use dtype::DType;
 pub use emu_backend::{Emu, EmuDevice, KernelStats};
 pub use error::{Error, Result};

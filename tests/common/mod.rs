@@ -125,11 +125,13 @@ pub fn assert_shape_error<T>(result: Result<T, runtime::Error>, op: &str, needle
 /// one `#[test]` per backend:
 ///
 /// - `backend_tests!(fn_a, fn_b)` runs them on Cpu only;
-/// - `backend_tests!(cpu, emu; fn_a, fn_b)` on each backend listed (`cpu`, `emu`), each test
-///   named after its backend (`fn_a::emu`);
+/// - `backend_tests!(cpu, emu; fn_a, fn_b)` on each backend listed (`cpu`, `emu`, `cuda`), each
+///   test named after its backend (`fn_a::emu`);
 ///
 /// The Emu backend needs the CUDA tools (`scripts/setup-cuda-tools.sh`); without them its tests
-/// fail with the error that says how to install them.
+/// fail with the error that says how to install them. The `cuda` tests run only where
+/// `Cuda::new(0)` succeeds (an NVIDIA GPU and driver): elsewhere — CI and every machine without a
+/// GPU — each prints why it did not run and passes.
 #[macro_export]
 macro_rules! backend_tests {
     (@tests $name:ident) => {};
@@ -144,6 +146,16 @@ macro_rules! backend_tests {
         #[test]
         fn emu() {
             super::$name(&runtime::Emu::new().unwrap_or_else(|e| panic!("{e}")));
+        }
+        $crate::backend_tests!(@tests $name $($more)*);
+    };
+    (@tests $name:ident cuda $($more:ident)*) => {
+        #[test]
+        fn cuda() {
+            match runtime::Cuda::new(0) {
+                Ok(cuda) => super::$name(&cuda),
+                Err(e) => eprintln!("skipped: no Cuda device ({e})"),
+            }
         }
         $crate::backend_tests!(@tests $name $($more)*);
     };

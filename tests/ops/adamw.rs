@@ -1,5 +1,5 @@
 use runtime::ops::adamw::AdamW;
-use runtime::{Backend, DType, Error, Tensor};
+use runtime::{Backend, Cpu, DType, Error, Tensor};
 
 use crate::backend_tests;
 use crate::common::{assert_close, bf16_round, to_f64, Rng};
@@ -144,7 +144,47 @@ fn adamw_rejects_bad_arguments<B: Backend>(backend: &B) {
     assert_eq!(backend.download_f32(&s.param).unwrap(), vec![1.0; 6]);
 }
 
-backend_tests!(
+/// The GPU kernel rounds each operation in the Cpu's order, so every backend's step is the Cpu's
+/// bit for bit; `adamw_step_copy` also writes the updated parameter rounded to bf16.
+fn adamw_is_the_cpus_bit_for_bit_and_writes_a_bf16_copy<B: Backend>(backend: &B) {
+    let cpu = Cpu::new();
+    let mut rng = Rng::new(41);
+    let hyper = AdamW { lr: 3e-2, beta1: 0.8, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 };
+    for (n, grad_dtype) in [(1, DType::F32), (257, DType::BF16), (40_000, DType::F32)] {
+        let p0 = rng.normal_vec(n, 1.0);
+        let (mut s, mut c) = (State::new(backend, &p0), State::new(&cpu, &p0));
+        let mut copy = backend.zeros(&[n], DType::BF16).unwrap();
+        for t in 1..=3 {
+            let g = rng.normal_vec(n, 0.5);
+            let gb = backend.upload_f32(&[n], &g, grad_dtype).unwrap();
+            backend.adamw_step_copy(&mut s.param, &gb, &mut s.m, &mut s.v, &mut copy, &hyper, t).unwrap();
+            c.step(&cpu, &g, grad_dtype, &hyper, t);
+        }
+        let bits = |x: Vec<f32>| x.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let what = format!("N={n} grad {grad_dtype}");
+        let get = |t: &Tensor<B>| bits(backend.download_f32(t).unwrap());
+        let want = |t: &Tensor<Cpu>| bits(cpu.download_f32(t).unwrap());
+        assert_eq!(get(&s.param), want(&c.param), "param {what}");
+        assert_eq!(get(&s.m), want(&c.m), "m {what}");
+        assert_eq!(get(&s.v), want(&c.v), "v {what}");
+        let rounded = bits(cpu.download_f32(&cpu.cast(&c.param, DType::BF16).unwrap()).unwrap());
+        assert_eq!(get(&copy), rounded, "bf16 copy {what}");
+    }
+
+    let mut s = State::new(backend, &[1.0; 6]);
+    let g = backend.zeros(&[6], DType::F32).unwrap();
+    let h = AdamW::default();
+    let mut copy32 = backend.zeros(&[6], DType::F32).unwrap();
+    let err = backend.adamw_step_copy(&mut s.param, &g, &mut s.m, &mut s.v, &mut copy32, &h, 1).unwrap_err();
+    assert!(matches!(err, Error::DType { op: "adamw", arg: "copy", .. }), "{err}");
+    let mut copy5 = backend.zeros(&[5], DType::BF16).unwrap();
+    let err = backend.adamw_step_copy(&mut s.param, &g, &mut s.m, &mut s.v, &mut copy5, &h, 1).unwrap_err();
+    assert!(matches!(err, Error::Shape { op: "adamw", .. }) && err.to_string().contains("`copy`"), "{err}");
+    assert_eq!(backend.download_f32(&s.param).unwrap(), vec![1.0; 6]);
+}
+
+backend_tests!(cpu, emu, cuda;
+    adamw_is_the_cpus_bit_for_bit_and_writes_a_bf16_copy,
     adamw_matches_hand_computed_steps,
     adamw_matches_reference_over_five_steps,
     adamw_default_is_pytorchs,

@@ -103,7 +103,7 @@ fn elementwise_rejects_bad_arguments<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     add_matches_reference,
     axpy_and_scale_match_reference,
     axpy_accumulates_repeatedly,

@@ -183,7 +183,7 @@ fn embedding_rejects_bad_shapes_dtypes_and_ids<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     embedding_forward_matches_reference,
     embedding_backward_matches_finite_differences,
     embedding_backward_accumulates_repeated_ids,

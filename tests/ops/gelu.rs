@@ -112,7 +112,7 @@ fn gelu_rejects_bad_shapes_and_dtypes<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     gelu_forward_matches_reference,
     gelu_is_the_tanh_form,
     gelu_backward_matches_finite_differences,

@@ -14,8 +14,12 @@ fn sum_squares_matches_reference<B: Backend>(backend: &B) {
             let want: f64 = exact.iter().map(|v| v * v).sum();
             let t = backend.upload_f32(dims, &x, dtype).unwrap();
             let got = backend.sum_squares(&t).unwrap();
-            // Squares of f32 values are exact in f64; only the f64 additions round.
-            assert!((got - want).abs() <= 1e-12 * want, "{dims:?} {dtype}: {got} vs {want}");
+            // Cpu: squares of f32 values are exact in f64; only the f64 additions round. GPU
+            // kernels sum in f32: a thread adds at most 2 squares here (n <= 2·512·256), then
+            // 5 butterfly and 8 warp-order additions, so each term is rounded at most 15 times
+            // (all terms are positive: relative error <= 15·2⁻²⁴ < 1e-6).
+            let rtol = if backend.name() == "cpu" { 1e-12 } else { 1e-6 };
+            assert!((got - want).abs() <= rtol * want, "{dims:?} {dtype}: {got} vs {want}");
             let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
             let again = one_thread.install(|| backend.sum_squares(&t).unwrap());
             assert_eq!(got.to_bits(), again.to_bits(), "{dims:?} {dtype}: depends on the thread count");
@@ -79,7 +83,7 @@ fn clip_grad_norm_leaves_non_finite_gradients_alone<B: Backend>(backend: &B) {
     assert!(matches!(clip_grad_norm(backend, &mut [&mut ids], 1.0).unwrap_err(), Error::DType { .. }));
 }
 
-backend_tests!(
+backend_tests!(cpu, emu, cuda;
     sum_squares_matches_reference,
     clip_grad_norm_matches_hand_computed_norm,
     clip_grad_norm_leaves_non_finite_gradients_alone,

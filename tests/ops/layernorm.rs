@@ -259,7 +259,7 @@ fn layernorm_rejects_bad_shapes_dtypes_and_eps<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     layernorm_forward_matches_reference,
     layernorm_backward_matches_finite_differences,
     layernorm_bf16_within_bf16_tolerance,

@@ -199,7 +199,7 @@ fn rmsnorm_rejects_bad_shapes_dtypes_and_eps<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     rmsnorm_forward_matches_reference,
     rmsnorm_backward_matches_finite_differences,
     rmsnorm_bf16_within_bf16_tolerance,

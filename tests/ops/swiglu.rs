@@ -110,7 +110,7 @@ fn swiglu_rejects_bad_shapes_and_dtypes<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     swiglu_forward_matches_reference,
     swiglu_backward_matches_finite_differences,
     swiglu_bf16_within_bf16_tolerance,

@@ -14,14 +14,17 @@
 //!   order, pointer element types, read-only vs written) before the device sees them, so a
 //!   launcher that disagrees with its kernel fails loudly instead of corrupting memory.
 //!
-//! Host transfers for every GPU backend are in `transfer`.
+//! Host transfers for every GPU backend are in `transfer`; the `Backend` impl both GPU backends
+//! share (one dispatch list) is in `dispatch`.
 
+mod dispatch;
 pub(crate) mod transfer;
 
 use std::sync::Arc;
 
 use kernels::{Elem, Entry, ParamKind};
 
+use crate::ops::gemm::{GemmGrads, GemmSpec};
 use crate::{Backend, DType, Error, Result, Shape, Tensor};
 
 /// A device that holds memory and runs the project's kernels. Addresses are plain `u64` device
@@ -56,10 +59,33 @@ impl<D: GpuDevice> Drop for GpuBuffer<D> {
     }
 }
 
-/// A backend whose tensors live on a [`GpuDevice`].
+/// A backend whose tensors live on a [`GpuDevice`]. Its `Backend` impl comes from `dispatch`;
+/// GEMM, where the backends differ (a library on a real GPU), is chosen here.
 pub(crate) trait GpuBackend: Backend<Buffer = GpuBuffer<Self::Device>> {
     type Device: GpuDevice;
     fn device(&self) -> &Arc<Self::Device>;
+    /// [`Backend::gemm`] on this backend.
+    fn gemm_fwd(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        bias: Option<&Tensor<Self>>,
+        spec: GemmSpec,
+    ) -> Result<Tensor<Self>>;
+    /// [`Backend::gemm_bwd`] on this backend.
+    fn gemm_bwd(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        dc: &Tensor<Self>,
+        with_bias: bool,
+        spec: GemmSpec,
+    ) -> Result<GemmGrads<Self>>;
+}
+
+/// The error of an op that has no CUDA kernel yet, naming `gpu`'s backend.
+pub(crate) fn no_kernel<G: GpuBackend, T>(gpu: &G, op: &str) -> Result<T> {
+    Err(backend_error(gpu, format!("no CUDA kernel for {op} yet")))
 }
 
 /// Grid and block dimensions and dynamic shared memory of one launch.

@@ -3,7 +3,7 @@
 //! its cases and runs them on any backend (`rows`: the row-wise ops, rows 1, 7, 64 crossed with
 //! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy; `logprob`: the fused log-prob over V 5,
 //! 1000, 50257, 70000 and the KL estimators; `losses`: the RL and reward-model losses, masked
-//! whitening and GAE, with rows that have no masked token).
+//! whitening and GAE, with rows that have no masked token; `optim`: AdamW and the sum of squares).
 //!
 //! The Cpu backend is the specification, so the check is "the kernel computes what the Cpu
 //! computes", per output tensor, element by element: `|emu − cpu| <= atol + rtol·|cpu|`, with
@@ -17,6 +17,7 @@
 pub mod io_model;
 mod logprob;
 mod losses;
+mod optim;
 mod rng;
 mod rows;
 
@@ -47,6 +48,7 @@ enum Family {
     Rows(rows::Case),
     Logprob(logprob::Case),
     Losses(losses::Case),
+    Optim(optim::Case),
 }
 
 /// One check: entry point `name` (its helper kernels run too) on one shape.
@@ -64,6 +66,7 @@ fn cases() -> Vec<Case> {
     let mut cases = rows::cases();
     cases.extend(logprob::cases());
     cases.extend(losses::cases());
+    cases.extend(optim::cases());
     for (seed, case) in (1..).zip(cases.iter_mut()) {
         case.seed = seed;
     }
@@ -77,6 +80,7 @@ fn run<B: Backend>(backend: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType)>> {
         Family::Rows(c) => rows::run(backend, c, &mut rng),
         Family::Logprob(c) => logprob::run(backend, c, &mut rng),
         Family::Losses(c) => losses::run(backend, c, &mut rng),
+        Family::Optim(c) => optim::run(backend, c, &mut rng),
     }
 }
 

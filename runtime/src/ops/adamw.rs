@@ -12,11 +12,17 @@
 //!
 //! evaluated as PyTorch does: `p·(1 − lr·wd)`, then `− (lr / (1 − β1^t))·m / (√v / √(1 − β2^t) +
 //! eps)`, with the bias corrections in f64. There is no backward.
+//!
+//! [`Backend::adamw_step_copy`] also writes the updated parameter rounded to bf16 into a model
+//! copy (the GPU kernel does it in the same pass; its default, used by the Cpu, casts after the
+//! step). The GPU kernel (`kernels/src/adamw.cu`) rounds every operation explicitly in the Cpu's
+//! order, so both backends give the same bits.
 
 use rayon::prelude::*;
 
 use super::check;
 use crate::cpu::{bf16_data, f32_data, f32_data_mut, HostFloat};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
 use crate::{Backend, Cpu, DType, Error, Result, Tensor};
 
 const OP: &str = "adamw";
@@ -91,6 +97,12 @@ pub fn check_step<B: Backend>(
     hyper.validate(step)
 }
 
+/// Checks the bf16 model copy of [`Backend::adamw_step_copy`]: bf16, `param`'s shape.
+pub fn check_copy<B: Backend>(param: &Tensor<B>, copy: &Tensor<B>) -> Result<()> {
+    check::dtype(OP, "copy", copy, DType::BF16)?;
+    check::same_shape(OP, ("param", param), ("copy", copy))
+}
+
 /// The per-step scalars, from f64 bias corrections.
 #[derive(Clone, Copy)]
 struct StepScalars {
@@ -150,4 +162,47 @@ pub(crate) fn step_cpu(
         _ => step_slices(param, &f32_data(grad), m, v, scalars),
     }
     Ok(())
+}
+
+/// Threads per block of the AdamW kernel (one element per thread).
+const GPU_THREADS: u32 = 256;
+
+/// One AdamW step on a GPU backend (`adamw_fwd`, or `adamw_fwd_copy` when a bf16 copy of the
+/// updated parameter is written too); the kernel's dtype suffix is the gradient's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn step_gpu<G: GpuBackend>(
+    gpu: &G,
+    param: &mut Tensor<G>,
+    grad: &Tensor<G>,
+    m: &mut Tensor<G>,
+    v: &mut Tensor<G>,
+    copy: Option<&mut Tensor<G>>,
+    hyper: &AdamW,
+    step: u32,
+) -> Result<()> {
+    check_step(param, grad, m, v, hyper, step)?;
+    if let Some(copy) = &copy {
+        check_copy(param, copy)?;
+    }
+    let s = StepScalars::new(hyper, step);
+    let n = gpu::dim_u32(OP, "n", param.numel())?;
+    let mut args = vec![Arg::Out(param), Arg::In(grad), Arg::Out(m), Arg::Out(v)];
+    let stem = match &copy {
+        Some(copy) => {
+            args.push(Arg::Out(copy));
+            "adamw_fwd_copy"
+        }
+        None => "adamw_fwd",
+    };
+    args.extend([
+        Arg::U32(n),
+        Arg::F32(s.beta1),
+        Arg::F32(s.beta2),
+        Arg::F32(s.decay),
+        Arg::F32(s.step_size),
+        Arg::F32(s.inv_sqrt_correction2),
+        Arg::F32(s.eps),
+    ]);
+    let launch = Launch::linear(n.div_ceil(GPU_THREADS), GPU_THREADS);
+    gpu::launch(gpu, stem, grad.dtype(), launch, &args)
 }

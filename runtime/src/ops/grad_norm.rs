@@ -6,18 +6,29 @@
 //! `clip_grad_norm_`). No backward: this acts on gradients.
 //!
 //! Determinism: the Cpu sum splits the tensor into fixed chunks, sums each in order, and adds the
-//! chunk sums in order, so the result does not depend on the thread count.
+//! chunk sums in order, so the result does not depend on the thread count. The GPU kernel
+//! (`kernels/src/grad_norm.cu`) sums squares in f32 per thread over a fixed partition of
+//! [`GPU_BLOCKS`] blocks, folds each block in a fixed order, and the launcher adds the block
+//! partials in order in f64 on the host: the same bits on every call, for any batch or GPU (but
+//! not the Cpu's bits: f32 partial sums against the Cpu's f64).
 
 use rayon::prelude::*;
 
 use super::check;
 use crate::cpu::{bf16_data, f32_data, HostFloat};
+use crate::gpu::{self, transfer, Arg, GpuBackend, Launch};
 use crate::{Backend, Cpu, DType, Error, Result, Tensor};
 
 /// Elements per partial sum.
 const CHUNK: usize = 1 << 14;
 /// Added to the norm before dividing, as PyTorch does, so that a zero norm cannot divide by zero.
 const NORM_EPS: f64 = 1e-6;
+
+/// Blocks that partition a tensor in the GPU sum of squares: a constant, so that the partition
+/// (and the rounding) never depends on the device.
+pub const GPU_BLOCKS: u32 = 512;
+/// Threads per block of the GPU sum of squares.
+const GPU_THREADS: u32 = 256;
 
 /// Checks [`Backend::sum_squares`]'s argument: a float tensor.
 pub fn check_sum_squares<B: Backend>(x: &Tensor<B>) -> Result<()> {
@@ -44,6 +55,23 @@ pub(crate) fn sum_squares_cpu(x: &Tensor<Cpu>) -> Result<f64> {
         DType::BF16 => sum_squares_slice(bf16_data(x)),
         _ => sum_squares_slice(&f32_data(x)),
     })
+}
+
+/// `sum_squares` on a GPU backend: `grad_norm_fwd_sumsq` writes one f32 partial per block, and
+/// the partials are added here in block order in f64. Blocks past `ceil(n / threads)` would own
+/// no element, so they are not launched (their partials would be zeros).
+pub(crate) fn sum_squares_gpu<G: GpuBackend>(gpu: &G, x: &Tensor<G>) -> Result<f64> {
+    check_sum_squares(x)?;
+    let n = gpu::dim_u32("sum_squares", "n", x.numel())?;
+    let blocks = GPU_BLOCKS.min(n.div_ceil(GPU_THREADS));
+    if blocks == 0 {
+        return Ok(0.0);
+    }
+    let partial = gpu::alloc(gpu, &[blocks as usize], DType::F32)?;
+    let args = [Arg::In(x), Arg::Out(&partial), Arg::U32(n), Arg::U32(GPU_BLOCKS)];
+    gpu::launch(gpu, "grad_norm_fwd_sumsq", x.dtype(), Launch::linear(blocks, GPU_THREADS), &args)?;
+    let partial = transfer::download_f32(gpu, &partial)?;
+    Ok(partial.iter().map(|&p| f64::from(p)).sum())
 }
 
 /// Clips the global L2 norm of `grads` to `max_norm` (`>= 0`, finite) in place and returns the
