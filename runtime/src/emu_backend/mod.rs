@@ -21,7 +21,7 @@ use crate::ops::attention::{AttentionGrads, AttentionOut};
 use crate::ops::cross_entropy::{self, CrossEntropyOut};
 use crate::ops::bt_loss::{BtLossGrads, BtPairs};
 use crate::ops::gae::GaeOut;
-use crate::ops::gemm::{GemmGrads, GemmSpec};
+use crate::ops::gemm::{self, GemmGrads, GemmKernel, GemmSpec};
 use crate::ops::grpo_loss::{GrpoLossConfig, GrpoLossOut};
 use crate::ops::kl::KlEstimator;
 use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
@@ -33,6 +33,9 @@ use crate::ops::swiglu::{self, SwiGluGrads};
 use crate::ops::value_loss::{ValueLossConfig, ValueLossOut};
 use crate::ops::{elementwise, embedding, gelu};
 use crate::{Backend, DType, Error, Result, Tensor};
+
+/// The kernel behind bf16 GEMMs on Emu (f32 always runs the SIMT kernel).
+const EMU_GEMM_KERNEL: GemmKernel = GemmKernel::Simt;
 
 /// The Emu backend. Cloning shares the device (its memory and loaded modules). One device runs
 /// one kernel at a time; separate `Emu` instances run independently.
@@ -159,23 +162,23 @@ impl Backend for Emu {
 
     fn gemm(
         &self,
-        _a: &Tensor<Self>,
-        _b: &Tensor<Self>,
-        _bias: Option<&Tensor<Self>>,
-        _spec: GemmSpec,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        bias: Option<&Tensor<Self>>,
+        spec: GemmSpec,
     ) -> Result<Tensor<Self>> {
-        no_kernel("gemm")
+        gemm::forward_gpu(self, a, b, bias, spec, EMU_GEMM_KERNEL)
     }
 
     fn gemm_bwd(
         &self,
-        _a: &Tensor<Self>,
-        _b: &Tensor<Self>,
-        _dc: &Tensor<Self>,
-        _with_bias: bool,
-        _spec: GemmSpec,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        dc: &Tensor<Self>,
+        with_bias: bool,
+        spec: GemmSpec,
     ) -> Result<GemmGrads<Self>> {
-        no_kernel("gemm_bwd")
+        gemm::backward_gpu(self, a, b, dc, with_bias, spec, EMU_GEMM_KERNEL)
     }
 
     fn embedding_fwd(&self, ids: &Tensor<Self>, table: &Tensor<Self>) -> Result<Tensor<Self>> {

@@ -1,0 +1,187 @@
+// gemm.cu: C = op(A)·op(B) (+ bias), batched, f32 accumulation; the fallback GEMM of the GPU
+// backends (Emu always; Cuda when selected instead of cuBLAS).
+//
+// Maths, per batch entry z (z < batch) and output element (m, n), m < M, n < N:
+//   C[z, m, n] = Σ_k opA(z)[m, k] · opB(z)[k, n]  (+ bias[n])
+// where opA(z) is A's z-th [M, K] matrix, or the transpose of its [K, M] matrix with TRANS_A;
+// likewise opB(z) is [K, N], or the transpose of a stored [N, K] with TRANS_B. `flags`:
+//   TRANS_A 1, TRANS_B 2, A_BATCHED 4 (else every z reads the same A), B_BATCHED 8,
+//   BIAS 16 (bias [N] is added; otherwise `bias` is never read), REDUCE_BATCH 32 (the batch is
+//   part of the reduction: C is one [M, N] matrix, C = Σ_z Σ_k ..., the weight gradient of a B
+//   shared across the batch).
+// Every output is written with `=`. Summation order: z ascending, then k ascending, one fma per
+// term into one f32 accumulator per output (the mma path: 16-term k-steps, see below); the
+// order depends on neither the grid nor the batch, so results are bit-for-bit reproducible and a
+// row of C does not depend on the other rows in its launch.
+//
+// Tiling (both paths): a block computes a BM×BN = 64×64 tile of one C matrix, walking K in steps
+// of BK, staging the A tile [BM, BK] and the B tile [BK, BN] in shared memory. The loaders pick
+// their thread→element mapping from the transpose flags so that consecutive threads always read
+// consecutive addresses of the stored matrix (coalesced for all four transpose combinations);
+// out-of-range elements (M, N, K not multiples of the tile) are loaded as zeros, so the inner
+// loops have no bounds checks. Grid: (ceil(N/64), ceil(M/64), REDUCE_BATCH ? 1 : batch).
+//
+// gemm_fwd (f32 and bf16 storage, SIMT): 256 threads as 16×16; thread (ty, tx) owns the 4×4
+// outputs (ty + 16i, tx + 16j), so stores of a warp cover 2 rows × 16 consecutive columns and
+// the shared reads of one k are conflict-free (B) or broadcast (A). Shared: 2 × 16×64 f32 tiles,
+// BK = 16, k-major. Per k step: 8 shared loads feed 16 fma.
+//
+// gemm_fwd_mma (bf16 only, tensor cores): 128 threads = 4 warps as 2×2, each warp a 32×32
+// sub-tile = 2 (m16) × 4 (n8) `mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32` tiles; BK = 32.
+// Shared tiles hold bf16 with k contiguous (A as [BM][BK+8], B as [BN][BK+8]: the 8-element pad
+// shifts each row by 16 bytes, so the 8 row addresses of an `ldmatrix` hit 8 distinct 16-byte
+// bank groups). Fragments come from `ldmatrix.x4` (A: one 16×16 tile; B: two 8×16 tiles).
+// The hardware's summation order inside one mma is not specified; the emulator's is documented
+// in runtime/src/emu/exec/tensor.rs.
+//
+// I/O model: each block reads a 64-row panel of op(A) and a 64-column panel of op(B) once,
+// so global reads are S·(M·K·ceil(N/64) + K·N·ceil(M/64)) per batch entry (S = sizeof(T); the
+// re-reads of a panel by other blocks hit L2 on a GPU), writes S·M·N. bias: S·N per block.
+//
+// gemm_bwd_bias: dbias[n] = Σ_r dC[r, n] over the R = batch·M rows, one thread per column
+// (consecutive threads on consecutive columns: coalesced), rows in ascending order (`=`).
+// Reads S·R·N, writes S·N.
+#include "common.cuh"
+
+#define GEMM_TRANS_A 1u
+#define GEMM_TRANS_B 2u
+#define GEMM_A_BATCHED 4u
+#define GEMM_B_BATCHED 8u
+#define GEMM_BIAS 16u
+#define GEMM_REDUCE_BATCH 32u
+
+enum { GEMM_BM = 64, GEMM_BN = 64 };
+
+// Where the matrices of batch entry z start.
+template <typename T> struct GemmOperands {
+    const T* a;
+    const T* b;
+};
+
+template <typename T>
+__device__ __forceinline__ GemmOperands<T> gemm_batch(const T* a, const T* b, u32 z, u32 M, u32 N,
+                                                      u32 K, u32 flags) {
+    const u64 mk = u64(M) * K, kn = u64(K) * N;
+    GemmOperands<T> out;
+    out.a = a + ((flags & GEMM_A_BATCHED) ? z * mk : 0);
+    out.b = b + ((flags & GEMM_B_BATCHED) ? z * kn : 0);
+    return out;
+}
+
+// Element (row r, col c) of op(X) for a stored row-major X whose op is [rows, cols]: X is
+// [rows, cols] or, transposed, [cols, rows]. Zero outside.
+template <typename T>
+__device__ __forceinline__ T gemm_elem(const T* x, bool trans, u32 r, u32 c, u32 rows, u32 cols) {
+    if (r >= rows || c >= cols) return from_f32<T>(0.0f);
+    return trans ? x[u64(c) * rows + r] : x[u64(r) * cols + c];
+}
+
+// ---- SIMT path ----
+
+enum { SIMT_BK = 16, SIMT_THREADS = 256 };
+
+template <typename T>
+__device__ __forceinline__ void gemm_simt_load(const GemmOperands<T>& op, float (*As)[GEMM_BM + 1],
+                                               float (*Bs)[GEMM_BN + 1], u32 m0, u32 n0, u32 k0,
+                                               u32 M, u32 N, u32 K, u32 flags) {
+    const bool ta = flags & GEMM_TRANS_A, tb = flags & GEMM_TRANS_B;
+#pragma unroll
+    for (int i = 0; i < SIMT_BK * GEMM_BM / SIMT_THREADS; ++i) {
+        const u32 idx = threadIdx.x + i * SIMT_THREADS;
+        // Stored A is [M, K] (k contiguous) or, transposed, [K, M] (m contiguous).
+        const u32 kl = ta ? idx / GEMM_BM : idx % SIMT_BK;
+        const u32 ml = ta ? idx % GEMM_BM : idx / SIMT_BK;
+        As[kl][ml] = to_f32(gemm_elem(op.a, ta, m0 + ml, k0 + kl, M, K));
+    }
+#pragma unroll
+    for (int i = 0; i < SIMT_BK * GEMM_BN / SIMT_THREADS; ++i) {
+        const u32 idx = threadIdx.x + i * SIMT_THREADS;
+        // Stored B is [K, N] (n contiguous) or, transposed, [N, K] (k contiguous).
+        const u32 kl = tb ? idx % SIMT_BK : idx / GEMM_BN;
+        const u32 nl = tb ? idx / SIMT_BK : idx % GEMM_BN;
+        Bs[kl][nl] = to_f32(gemm_elem(op.b, tb, k0 + kl, n0 + nl, K, N));
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void gemm_fwd(const T* __restrict__ a, const T* __restrict__ b,
+                                         const T* __restrict__ bias, T* __restrict__ c, u32 M,
+                                         u32 N, u32 K, u32 batch, u32 flags) {
+    // One column of padding: the loaders write k-fastest for non-transposed A (and transposed
+    // B), and an unpadded 64-float row would put all 16 k of a half-warp in one bank.
+    __shared__ float As[SIMT_BK][GEMM_BM + 1];
+    __shared__ float Bs[SIMT_BK][GEMM_BN + 1];
+    const u32 tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    const u32 m0 = blockIdx.y * GEMM_BM, n0 = blockIdx.x * GEMM_BN;
+    const bool reduce = flags & GEMM_REDUCE_BATCH;
+    const u32 z_first = reduce ? 0 : blockIdx.z;
+    const u32 z_end = reduce ? batch : blockIdx.z + 1;
+
+    float acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
+
+    for (u32 z = z_first; z < z_end; ++z) {
+        const GemmOperands<T> op = gemm_batch(a, b, z, M, N, K, flags);
+        for (u32 k0 = 0; k0 < K; k0 += SIMT_BK) {
+            gemm_simt_load(op, As, Bs, m0, n0, k0, M, N, K, flags);
+            __syncthreads();
+#pragma unroll
+            for (int k = 0; k < SIMT_BK; ++k) {
+                float av[4], bv[4];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) av[i] = As[k][ty + 16 * i];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) bv[j] = Bs[k][tx + 16 * j];
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+            }
+            __syncthreads();
+        }
+    }
+
+    T* cz = c + (reduce ? 0 : u64(blockIdx.z) * M * N);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const u32 n = n0 + tx + 16 * j;
+        if (n >= N) continue;
+        const float add = (flags & GEMM_BIAS) ? to_f32(bias[n]) : 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const u32 m = m0 + ty + 16 * i;
+            if (m < M) cz[u64(m) * N + n] = from_f32<T>(acc[i][j] + add);
+        }
+    }
+}
+
+// ---- bias gradient ----
+
+template <typename T>
+__device__ __forceinline__ void gemm_bwd_bias(const T* __restrict__ dc, T* __restrict__ dbias,
+                                              u32 R, u32 N) {
+    const u32 n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    float sum = 0.0f;
+    for (u32 r = 0; r < R; ++r) sum += to_f32(dc[u64(r) * N + n]);
+    dbias[n] = from_f32<T>(sum);
+}
+
+extern "C" __global__ void gemm_fwd_f32(const float* a, const float* b, const float* bias,
+                                        float* c, u32 M, u32 N, u32 K, u32 batch, u32 flags) {
+    gemm_fwd(a, b, bias, c, M, N, K, batch, flags);
+}
+extern "C" __global__ void gemm_fwd_bf16(const bf16* a, const bf16* b, const bf16* bias, bf16* c,
+                                         u32 M, u32 N, u32 K, u32 batch, u32 flags) {
+    gemm_fwd(a, b, bias, c, M, N, K, batch, flags);
+}
+
+extern "C" __global__ void gemm_bwd_bias_f32(const float* dc, float* dbias, u32 R, u32 N) {
+    gemm_bwd_bias(dc, dbias, R, N);
+}
+extern "C" __global__ void gemm_bwd_bias_bf16(const bf16* dc, bf16* dbias, u32 R, u32 N) {
+    gemm_bwd_bias(dc, dbias, R, N);
+}
