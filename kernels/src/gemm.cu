@@ -31,6 +31,8 @@
 // Shared tiles hold bf16 with k contiguous (A as [BM][BK+8], B as [BN][BK+8]: the 8-element pad
 // shifts each row by 16 bytes, so the 8 row addresses of an `ldmatrix` hit 8 distinct 16-byte
 // bank groups). Fragments come from `ldmatrix.x4` (A: one 16×16 tile; B: two 8×16 tiles).
+// The C tile is staged through the same shared memory (bf16, row stride 72) and stored by rows,
+// two columns per thread: a warp writes 128 contiguous bytes.
 // The hardware's summation order inside one mma is not specified; the emulator's is documented
 // in runtime/src/emu/exec/tensor.rs.
 //
@@ -158,6 +160,148 @@ __device__ __forceinline__ void gemm_fwd(const T* __restrict__ a, const T* __res
     }
 }
 
+// ---- tensor-core path (bf16) ----
+
+enum { MMA_BK = 32, MMA_PAD = 8, MMA_THREADS = 128 };
+
+__device__ __forceinline__ u32 shared_address(const void* p) {
+    return u32(__cvta_generic_to_shared(p));
+}
+
+// Four 8×8 b16 matrices; lanes 8i..8i+7 address the rows of matrix i.
+__device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], const bf16* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(row))
+                 : "memory");
+}
+
+// d += A·B for one m16n8k16 tile (A row-major 16×16, B [k][n] 16×8, f32 accumulators).
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Stages the A tile as As[m][k] and the B tile as Bs[n][k] (k contiguous in both, as ldmatrix
+// wants them), zeros outside the matrices.
+__device__ __forceinline__ void gemm_mma_load(const GemmOperands<bf16>& op,
+                                              bf16 (*As)[MMA_BK + MMA_PAD],
+                                              bf16 (*Bs)[MMA_BK + MMA_PAD], u32 m0, u32 n0,
+                                              u32 k0, u32 M, u32 N, u32 K, u32 flags) {
+    const bool ta = flags & GEMM_TRANS_A, tb = flags & GEMM_TRANS_B;
+#pragma unroll 4
+    for (int i = 0; i < MMA_BK * GEMM_BM / MMA_THREADS; ++i) {
+        const u32 idx = threadIdx.x + i * MMA_THREADS;
+        const u32 kl = ta ? idx / GEMM_BM : idx % MMA_BK;
+        const u32 ml = ta ? idx % GEMM_BM : idx / MMA_BK;
+        As[ml][kl] = gemm_elem(op.a, ta, m0 + ml, k0 + kl, M, K);
+    }
+#pragma unroll 4
+    for (int i = 0; i < MMA_BK * GEMM_BN / MMA_THREADS; ++i) {
+        const u32 idx = threadIdx.x + i * MMA_THREADS;
+        const u32 kl = tb ? idx % MMA_BK : idx / GEMM_BN;
+        const u32 nl = tb ? idx / MMA_BK : idx % GEMM_BN;
+        Bs[nl][kl] = gemm_elem(op.b, tb, k0 + kl, n0 + nl, K, N);
+    }
+}
+
+__device__ __forceinline__ void gemm_fwd_mma(const bf16* __restrict__ a, const bf16* __restrict__ b,
+                                             const bf16* __restrict__ bias, bf16* __restrict__ c,
+                                             u32 M, u32 N, u32 K, u32 batch, u32 flags) {
+    // The A and B tiles during the k loop; afterwards the same bytes stage the C tile.
+    __shared__ __align__(16) bf16 smem[(GEMM_BM + GEMM_BN) * (MMA_BK + MMA_PAD)];
+    static_assert(GEMM_BM * (GEMM_BN + MMA_PAD) <= (GEMM_BM + GEMM_BN) * (MMA_BK + MMA_PAD),
+                  "the C staging tile fits in the A and B tiles");
+    bf16(*As)[MMA_BK + MMA_PAD] = reinterpret_cast<bf16(*)[MMA_BK + MMA_PAD]>(smem);
+    bf16(*Bs)[MMA_BK + MMA_PAD] =
+        reinterpret_cast<bf16(*)[MMA_BK + MMA_PAD]>(smem + GEMM_BM * (MMA_BK + MMA_PAD));
+    bf16(*Cs)[GEMM_BN + MMA_PAD] = reinterpret_cast<bf16(*)[GEMM_BN + MMA_PAD]>(smem);
+    const u32 lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const u32 wm = (warp / 2) * 32, wn = (warp % 2) * 32;
+    const u32 m0 = blockIdx.y * GEMM_BM, n0 = blockIdx.x * GEMM_BN;
+    const bool reduce = flags & GEMM_REDUCE_BATCH;
+    const u32 z_first = reduce ? 0 : blockIdx.z;
+    const u32 z_end = reduce ? batch : blockIdx.z + 1;
+
+    // acc[i][j]: the m16 tile i × n8 tile j of this warp's 32×32.
+    float acc[2][4][4];
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+
+    for (u32 z = z_first; z < z_end; ++z) {
+        const GemmOperands<bf16> op = gemm_batch(a, b, z, M, N, K, flags);
+        for (u32 k0 = 0; k0 < K; k0 += MMA_BK) {
+            gemm_mma_load(op, As, Bs, m0, n0, k0, M, N, K, flags);
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < MMA_BK; kk += 16) {
+                u32 af[2][4], bf[2][4];
+#pragma unroll
+                for (int i = 0; i < 2; ++i)
+                    ldmatrix_x4(af[i], &As[wm + 16 * i + lane % 16][kk + (lane / 16) * 8]);
+#pragma unroll
+                for (int j = 0; j < 2; ++j)
+                    ldmatrix_x4(bf[j], &Bs[wn + 16 * j + lane % 8 + (lane / 16) * 8]
+                                          [kk + ((lane / 8) % 2) * 8]);
+#pragma unroll
+                for (int i = 0; i < 2; ++i)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j)
+                        mma_bf16(acc[i][j], af[i], bf[j / 2][2 * (j % 2)],
+                                 bf[j / 2][2 * (j % 2) + 1]);
+            }
+            __syncthreads();
+        }
+    }
+
+    // Stage C (with the bias, rounded to bf16) in shared memory, so that the global stores go
+    // row by row: a fragment's lanes hold 2 columns of 8 rows, which would use a quarter of
+    // each 32-byte sector stored directly. Row stride 72 bf16 = 36 words: the 32 lanes of a
+    // fragment store hit 32 distinct banks.
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const u32 nl = wn + 8 * j + 2 * (lane % 4);
+        const u32 n = n0 + nl;
+        const float add0 = (flags & GEMM_BIAS) && n < N ? to_f32(bias[n]) : 0.0f;
+        const float add1 = (flags & GEMM_BIAS) && n + 1 < N ? to_f32(bias[n + 1]) : 0.0f;
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const u32 ml = wm + 16 * i + lane / 4 + 8 * h;
+                *reinterpret_cast<__nv_bfloat162*>(&Cs[ml][nl]) =
+                    __floats2bfloat162_rn(acc[i][j][2 * h] + add0, acc[i][j][2 * h + 1] + add1);
+            }
+    }
+    __syncthreads();
+    bf16* cz = c + (reduce ? 0 : u64(blockIdx.z) * M * N);
+    // Column pairs: a warp stores one 64-column row, 128 contiguous bytes. With N even, every
+    // pair is 4-byte aligned (n and m·N are even) and goes as one store.
+    const bool pairs = N % 2 == 0;
+#pragma unroll 4
+    for (int p = 0; p < GEMM_BM * GEMM_BN / 2 / MMA_THREADS; ++p) {
+        const u32 idx = threadIdx.x + p * MMA_THREADS;
+        const u32 ml = idx / (GEMM_BN / 2), nl = 2 * (idx % (GEMM_BN / 2));
+        const u32 m = m0 + ml, n = n0 + nl;
+        if (m >= M || n >= N) continue;
+        bf16* out = cz + u64(m) * N + n;
+        if (pairs) {
+            *reinterpret_cast<__nv_bfloat162*>(out) =
+                *reinterpret_cast<const __nv_bfloat162*>(&Cs[ml][nl]);
+        } else {
+            out[0] = Cs[ml][nl];
+            if (n + 1 < N) out[1] = Cs[ml][nl + 1];
+        }
+    }
+}
+
 // ---- bias gradient ----
 
 template <typename T>
@@ -177,6 +321,12 @@ extern "C" __global__ void gemm_fwd_f32(const float* a, const float* b, const fl
 extern "C" __global__ void gemm_fwd_bf16(const bf16* a, const bf16* b, const bf16* bias, bf16* c,
                                          u32 M, u32 N, u32 K, u32 batch, u32 flags) {
     gemm_fwd(a, b, bias, c, M, N, K, batch, flags);
+}
+
+extern "C" __global__ void gemm_fwd_mma_bf16(const bf16* a, const bf16* b, const bf16* bias,
+                                             bf16* c, u32 M, u32 N, u32 K, u32 batch,
+                                             u32 flags) {
+    gemm_fwd_mma(a, b, bias, c, M, N, K, batch, flags);
 }
 
 extern "C" __global__ void gemm_bwd_bias_f32(const float* dc, float* dbias, u32 R, u32 N) {

@@ -34,14 +34,13 @@ use crate::ops::value_loss::{ValueLossConfig, ValueLossOut};
 use crate::ops::{elementwise, embedding, gelu};
 use crate::{Backend, DType, Error, Result, Tensor};
 
-/// The kernel behind bf16 GEMMs on Emu (f32 always runs the SIMT kernel).
-const EMU_GEMM_KERNEL: GemmKernel = GemmKernel::Simt;
-
 /// The Emu backend. Cloning shares the device (its memory and loaded modules). One device runs
 /// one kernel at a time; separate `Emu` instances run independently.
 #[derive(Clone)]
 pub struct Emu {
     device: Arc<EmuDevice>,
+    /// The kernel behind bf16 GEMMs (f32 always runs the SIMT kernel).
+    gemm_kernel: GemmKernel,
 }
 
 impl Emu {
@@ -64,7 +63,16 @@ impl Emu {
         })?;
         Ok(Emu {
             device: Arc::new(EmuDevice::new(compiler, sanitize)),
+            gemm_kernel: GemmKernel::TensorCore,
         })
+    }
+
+    /// The same device, running bf16 GEMMs on `kernel` (the tensor-core kernel by default).
+    pub fn with_gemm_kernel(self, kernel: GemmKernel) -> Emu {
+        Emu {
+            gemm_kernel: kernel,
+            ..self
+        }
     }
 
     /// Bytes of emulated device memory held by live tensors (and by module-level variables of
@@ -167,7 +175,7 @@ impl Backend for Emu {
         bias: Option<&Tensor<Self>>,
         spec: GemmSpec,
     ) -> Result<Tensor<Self>> {
-        gemm::forward_gpu(self, a, b, bias, spec, EMU_GEMM_KERNEL)
+        gemm::forward_gpu(self, a, b, bias, spec, self.gemm_kernel)
     }
 
     fn gemm_bwd(
@@ -178,7 +186,7 @@ impl Backend for Emu {
         with_bias: bool,
         spec: GemmSpec,
     ) -> Result<GemmGrads<Self>> {
-        gemm::backward_gpu(self, a, b, dc, with_bias, spec, EMU_GEMM_KERNEL)
+        gemm::backward_gpu(self, a, b, dc, with_bias, spec, self.gemm_kernel)
     }
 
     fn embedding_fwd(&self, ids: &Tensor<Self>, table: &Tensor<Self>) -> Result<Tensor<Self>> {

@@ -13,4 +13,5 @@ mod memory;
 mod realistic;
 mod sanitizer;
 mod sanitizer_kernels;
+mod tensor;
 mod warp;

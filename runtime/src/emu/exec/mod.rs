@@ -14,6 +14,7 @@ pub(crate) mod int;
 pub(crate) mod lanes;
 pub(crate) mod memory;
 mod sanitize;
+pub(crate) mod tensor;
 pub(crate) mod warp_ops;
 
 use super::counters::Counters;
