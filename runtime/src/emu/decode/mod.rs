@@ -306,6 +306,7 @@ impl<'a> KernelDecoder<'a> {
                 self.decode_control(base, &mut mods, ops)?
             }
             "mma" | "ldmatrix" => self.decode_tensor(base, &mut mods, ops)?,
+            "cp" => self.decode_cp_async(&mut mods, ops)?,
             _ => self.decode_alu(base, &mut mods, ops)?,
         };
         mods.finish()?;

@@ -1,9 +1,10 @@
-//! Decoding of the tensor-core instructions: `mma.sync` (m16n8k16, bf16/f16 inputs, f32
-//! accumulators) and `ldmatrix`.
+//! Decoding of the tensor-core instructions, `mma.sync` (m16n8k16, bf16/f16 inputs, f32
+//! accumulators) and `ldmatrix`, and of the asynchronous copies that feed them (`cp.async`).
 
 use super::mods::Mods;
 use super::{arity, invalid, unsupported, DResult, KernelDecoder};
 use crate::emu::ast::Operand;
+use crate::emu::lexer::Literal;
 use crate::emu::program::*;
 use crate::emu::types::{Space, Ty};
 
@@ -92,5 +93,58 @@ impl KernelDecoder<'_> {
                 Ok((op, Class::Shared))
             }
         }
+    }
+
+    /// `cp.async.{ca,cg}.shared.global [dst], [src], size[, src-size]`, `cp.async.commit_group`,
+    /// `cp.async.wait_group N`, `cp.async.wait_all`.
+    pub(super) fn decode_cp_async(&self, m: &mut Mods, ops: &[Operand]) -> DResult<(Op, Class)> {
+        if !m.flag("async") {
+            return unsupported("cp other than cp.async");
+        }
+        if m.flag("commit_group") {
+            arity(ops, 0)?;
+            return Ok((Op::CpAsyncCommit, Class::Control));
+        }
+        if m.flag("wait_all") {
+            arity(ops, 0)?;
+            return Ok((Op::CpAsyncWait { keep: 0, commit: true }, Class::Control));
+        }
+        if m.flag("wait_group") {
+            arity(ops, 1)?;
+            let keep = match &ops[0] {
+                Operand::Imm(Literal::Int(n)) if (0..=1024).contains(n) => *n as u32,
+                other => return invalid(format!("cp.async.wait_group takes a small constant, found {other:?}")),
+            };
+            return Ok((Op::CpAsyncWait { keep, commit: false }, Class::Control));
+        }
+        let cg = match m.one_of(&["ca", "cg"]) {
+            Some(level) => level == "cg",
+            None => return invalid("cp.async needs .ca or .cg"),
+        };
+        if m.one_of(&["shared", "shared::cta"]).is_none() || !m.flag("global") {
+            return unsupported("cp.async other than .shared.global");
+        }
+        m.ignore(|p| matches!(p, "L2::64B" | "L2::128B" | "L2::256B"));
+        if ops.len() != 3 && ops.len() != 4 {
+            return invalid(format!("cp.async takes 3 or 4 operands, found {}", ops.len()));
+        }
+        let size = match &ops[2] {
+            Operand::Imm(Literal::Int(n)) if matches!(*n, 4 | 8 | 16) => *n as u8,
+            other => return invalid(format!("cp.async size must be 4, 8 or 16, found {other:?}")),
+        };
+        if cg && size != 16 {
+            return invalid("cp.async.cg copies 16 bytes");
+        }
+        let src_size = match ops.get(3) {
+            Some(op) => Some(self.src(op, Ty::U32)?),
+            None => None,
+        };
+        let op = Op::CpAsync {
+            size,
+            src_size,
+            dst: self.addr(&ops[0], Space::Shared)?,
+            src: self.addr(&ops[1], Space::Global)?,
+        };
+        Ok((op, Class::Global))
     }
 }

@@ -326,6 +326,35 @@ impl Warp {
                 };
                 tensor::ldmatrix(env, &mut state, exec, live, count, trans, d, addr)?
             }
+            Op::CpAsync {
+                size,
+                src_size,
+                dst,
+                src,
+            } => {
+                let mut state = LaneState {
+                    regs,
+                    local: &mut self.local,
+                    local_bytes: self.local_bytes,
+                    warp: self.index,
+                    pc,
+                };
+                self.copies.issue(env, &mut state, exec, size, src_size, dst, src)?
+            }
+            Op::CpAsyncCommit => self.copies.commit(),
+            Op::CpAsyncWait { keep, commit } => {
+                if commit {
+                    self.copies.commit();
+                }
+                let mut state = LaneState {
+                    regs,
+                    local: &mut self.local,
+                    local_bytes: self.local_bytes,
+                    warp: self.index,
+                    pc,
+                };
+                self.copies.wait(env, &mut state, keep as usize)?
+            }
             Op::Nop => {}
             Op::Bra { .. } | Op::BarSync | Op::Exit => {
                 unreachable!("control instructions are handled by the scheduler")

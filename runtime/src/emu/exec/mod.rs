@@ -6,6 +6,7 @@
 //! others catch up, and they reconverge as soon as all live lanes share one PC. While converged
 //! (the common case) a warp keeps a single PC and skips the per-lane bookkeeping.
 
+pub(crate) mod async_copy;
 mod compare;
 pub(crate) mod cvt;
 mod dispatch;
@@ -178,6 +179,8 @@ pub(crate) struct Warp {
     /// Lanes that exited since the last barrier completed, and where.
     pub exited: u32,
     pub exit_pc: [u32; 32],
+    /// `cp.async` copies issued and not yet landed.
+    pub(super) copies: async_copy::AsyncCopies,
 }
 
 impl Warp {
@@ -199,6 +202,7 @@ impl Warp {
             bar_pc: [0; 32],
             exited: 0,
             exit_pc: [0; 32],
+            copies: async_copy::AsyncCopies::default(),
         }
     }
 
@@ -214,6 +218,7 @@ impl Warp {
         self.live = live;
         self.waiting = 0;
         self.exited = 0;
+        self.copies.clear();
         let regs = &mut self.regs;
         let warps_per_block = (geo.block.iter().product::<u32>()).div_ceil(32);
         for lane in 0..32u32 {

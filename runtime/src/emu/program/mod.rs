@@ -306,6 +306,19 @@ pub enum Op {
         d: [Reg; 4],
         addr: Addr,
     },
+    /// `cp.async.{ca,cg}.shared.global [dst], [src], size[, src_size]` (see `exec::async_copy`).
+    CpAsync {
+        size: u8,
+        src_size: Option<Src>,
+        dst: Addr,
+        src: Addr,
+    },
+    CpAsyncCommit,
+    /// `cp.async.wait_group keep`; `wait_all` commits first and keeps none.
+    CpAsyncWait {
+        keep: u32,
+        commit: bool,
+    },
     Bra {
         target: u32,
     },
