@@ -32,7 +32,11 @@
 // shifts each row by 16 bytes, so the 8 row addresses of an `ldmatrix` hit 8 distinct 16-byte
 // bank groups). Fragments come from `ldmatrix.x4` (A: one 16×16 tile; B: two 8×16 tiles).
 // The C tile is staged through the same shared memory (bf16, row stride 72) and stored by rows,
-// two columns per thread: a warp writes 128 contiguous bytes.
+// two columns per thread: a warp writes 128 contiguous bytes. Loads: for A·Bᵀ (A [M, K], B
+// [N, K], both k contiguous: a linear layer) with K a multiple of 8, tiles arrive by 16-byte
+// `cp.async` copies into two shared stages, tile t + 1 in flight while tile t is multiplied
+// (edges zero-filled by the copies' src-size); other layouts use the element loader with one
+// stage.
 // The hardware's summation order inside one mma is not specified; the emulator's is documented
 // in runtime/src/emu/exec/tensor.rs.
 //
@@ -185,6 +189,42 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const u32 (&a)[4], u32 b
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 16 bytes global → shared, of which the first `bytes` are copied and the rest zero-filled.
+__device__ __forceinline__ void cp_async16(bf16* dst, const bf16* src, u32 bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)),
+                 "l"(__cvta_generic_to_global(src)), "r"(bytes)
+                 : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+// Waits until at most one committed group of this thread is still in flight.
+__device__ __forceinline__ void cp_async_wait_one() {
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+}
+
+// The async loader, for A stored [M, K] and B stored [N, K] (both k contiguous, a linear layer's
+// layout) with K a multiple of 8: each tile row is 4 chunks of 16 bytes; 128 threads copy 2
+// chunks of A and 2 of B. Chunks past M/N or K copy nothing and zero-fill (their source
+// address is clamped to the matrix start, never read).
+__device__ __forceinline__ void gemm_mma_load_async(const GemmOperands<bf16>& op,
+                                                    bf16 (*As)[MMA_BK + MMA_PAD],
+                                                    bf16 (*Bs)[MMA_BK + MMA_PAD], u32 m0, u32 n0,
+                                                    u32 k0, u32 M, u32 N, u32 K) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const u32 chunk = threadIdx.x + i * MMA_THREADS;
+        const u32 row = chunk / 4, kc = (chunk % 4) * 8, k = k0 + kc;
+        const u32 left = k < K ? min(K - k, 8u) * 2 : 0;
+        const u32 m = m0 + row, n = n0 + row;
+        const bool a_in = m < M && left > 0, b_in = n < N && left > 0;
+        cp_async16(&As[row][kc], a_in ? op.a + u64(m) * K + k : op.a, a_in ? left : 0);
+        cp_async16(&Bs[row][kc], b_in ? op.b + u64(n) * K + k : op.b, b_in ? left : 0);
+    }
+}
+
 // Stages the A tile as As[m][k] and the B tile as Bs[n][k] (k contiguous in both, as ldmatrix
 // wants them), zeros outside the matrices.
 __device__ __forceinline__ void gemm_mma_load(const GemmOperands<bf16>& op,
@@ -208,11 +248,37 @@ __device__ __forceinline__ void gemm_mma_load(const GemmOperands<bf16>& op,
     }
 }
 
+// acc += the A tile × the B tile (k = 0..MMA_BK) for this warp's 32×32 sub-tile.
+__device__ __forceinline__ void gemm_mma_tile(float (&acc)[2][4][4],
+                                              const bf16 (*As)[MMA_BK + MMA_PAD],
+                                              const bf16 (*Bs)[MMA_BK + MMA_PAD], u32 lane, u32 wm,
+                                              u32 wn) {
+#pragma unroll
+    for (int kk = 0; kk < MMA_BK; kk += 16) {
+        u32 af[2][4], bf[2][4];
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+            ldmatrix_x4(af[i], &As[wm + 16 * i + lane % 16][kk + (lane / 16) * 8]);
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+            ldmatrix_x4(bf[j],
+                        &Bs[wn + 16 * j + lane % 8 + (lane / 16) * 8][kk + ((lane / 8) % 2) * 8]);
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                mma_bf16(acc[i][j], af[i], bf[j / 2][2 * (j % 2)], bf[j / 2][2 * (j % 2) + 1]);
+    }
+}
+
 __device__ __forceinline__ void gemm_fwd_mma(const bf16* __restrict__ a, const bf16* __restrict__ b,
                                              const bf16* __restrict__ bias, bf16* __restrict__ c,
                                              u32 M, u32 N, u32 K, u32 batch, u32 flags) {
     // The A and B tiles during the k loop; afterwards the same bytes stage the C tile.
-    __shared__ __align__(16) bf16 smem[(GEMM_BM + GEMM_BN) * (MMA_BK + MMA_PAD)];
+    // Two stages of [A tile; B tile] (stage s: rows [2s·64, 2s·64 + 64) of As and of Bs, As
+    // and Bs interleaved by 64 rows); the synchronous loader uses stage 0.
+    __shared__ __align__(16) bf16 smem[2 * (GEMM_BM + GEMM_BN) * (MMA_BK + MMA_PAD)];
+    static_assert(GEMM_BM == GEMM_BN, "stages interleave equal A and B tiles");
     static_assert(GEMM_BM * (GEMM_BN + MMA_PAD) <= (GEMM_BM + GEMM_BN) * (MMA_BK + MMA_PAD),
                   "the C staging tile fits in the A and B tiles");
     bf16(*As)[MMA_BK + MMA_PAD] = reinterpret_cast<bf16(*)[MMA_BK + MMA_PAD]>(smem);
@@ -235,29 +301,42 @@ __device__ __forceinline__ void gemm_fwd_mma(const bf16* __restrict__ a, const b
 #pragma unroll
             for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
 
-    for (u32 z = z_first; z < z_end; ++z) {
-        const GemmOperands<bf16> op = gemm_batch(a, b, z, M, N, K, flags);
-        for (u32 k0 = 0; k0 < K; k0 += MMA_BK) {
-            gemm_mma_load(op, As, Bs, m0, n0, k0, M, N, K, flags);
-            __syncthreads();
-#pragma unroll
-            for (int kk = 0; kk < MMA_BK; kk += 16) {
-                u32 af[2][4], bf[2][4];
-#pragma unroll
-                for (int i = 0; i < 2; ++i)
-                    ldmatrix_x4(af[i], &As[wm + 16 * i + lane % 16][kk + (lane / 16) * 8]);
-#pragma unroll
-                for (int j = 0; j < 2; ++j)
-                    ldmatrix_x4(bf[j], &Bs[wn + 16 * j + lane % 8 + (lane / 16) * 8]
-                                          [kk + ((lane / 8) % 2) * 8]);
-#pragma unroll
-                for (int i = 0; i < 2; ++i)
-#pragma unroll
-                    for (int j = 0; j < 4; ++j)
-                        mma_bf16(acc[i][j], af[i], bf[j / 2][2 * (j % 2)],
-                                 bf[j / 2][2 * (j % 2) + 1]);
+    const u32 k_tiles = (K + MMA_BK - 1) / MMA_BK;
+    const bool async_copies =
+        !(flags & GEMM_TRANS_A) && (flags & GEMM_TRANS_B) && K % 8 == 0 && k_tiles > 0;
+    if (async_copies) {
+        // Double buffering: tile t + 1 is in flight while tile t is multiplied. Tiles run over
+        // (z, k) in order; every iteration commits a group (empty at the end), so
+        // `wait_group 1` always means "tile t has landed".
+        const u32 tiles = (z_end - z_first) * k_tiles;
+        if (tiles > 0) {
+            gemm_mma_load_async(gemm_batch(a, b, z_first, M, N, K, flags), As, Bs, m0, n0, 0, M,
+                                N, K);
+        }
+        cp_async_commit();
+        for (u32 t = 0; t < tiles; ++t) {
+            const u32 next = t + 1, stage = t % 2;
+            if (next < tiles) {
+                const u32 z = z_first + next / k_tiles, k0 = (next % k_tiles) * MMA_BK;
+                const u32 s = next % 2;
+                gemm_mma_load_async(gemm_batch(a, b, z, M, N, K, flags), As + s * 2 * GEMM_BM,
+                                    Bs + s * 2 * GEMM_BM, m0, n0, k0, M, N, K);
             }
+            cp_async_commit();
+            cp_async_wait_one();
             __syncthreads();
+            gemm_mma_tile(acc, As + stage * 2 * GEMM_BM, Bs + stage * 2 * GEMM_BM, lane, wm, wn);
+            __syncthreads();
+        }
+    } else {
+        for (u32 z = z_first; z < z_end; ++z) {
+            const GemmOperands<bf16> op = gemm_batch(a, b, z, M, N, K, flags);
+            for (u32 k0 = 0; k0 < K; k0 += MMA_BK) {
+                gemm_mma_load(op, As, Bs, m0, n0, k0, M, N, K, flags);
+                __syncthreads();
+                gemm_mma_tile(acc, As, Bs, lane, wm, wn);
+                __syncthreads();
+            }
         }
     }
 

@@ -1,14 +1,18 @@
 //! GEMM, forward and backward, on each kernel (f32 SIMT, bf16 SIMT, bf16 tensor cores) over
 //! awkward shapes: 1×1×1, M = 1, K = 1, sizes that are no multiple of the 64×64 tile or of the
-//! 16/32 k-step (7×13×33, 65×129×70), every transpose pair, shared and batched B, bias.
+//! 16/32 k-step (7×13×33, 65×129×70, 65×129×72), one exact tile, every transpose pair, shared
+//! and batched B, bias.
 
 use super::rng::Rng;
 use super::Family;
 use crate::ops::gemm::{GemmKernel, GemmSpec};
 use crate::{Backend, DType, Result, Tensor};
 
-/// `(M, N, K)` of the checks.
-const SHAPES: [(usize, usize, usize); 5] = [(1, 1, 1), (7, 13, 33), (65, 129, 70), (1, 33, 70), (7, 13, 1)];
+/// `(M, N, K)` of the checks. The transposes rotate with the index (none, A, B, both), so the
+/// last one, `A·Bᵀ` with K a multiple of 8, runs the tensor-core kernel's `cp.async` loader, with
+/// partial tiles in M, N and K.
+const SHAPES: [(usize, usize, usize); 7] =
+    [(1, 1, 1), (7, 13, 33), (65, 129, 70), (1, 33, 70), (7, 13, 1), (64, 64, 64), (65, 129, 72)];
 /// Leading dims of `a`, and whether `b` has them too.
 const BATCHES: [(&[usize], bool); 3] = [(&[], false), (&[2], false), (&[3], true)];
 

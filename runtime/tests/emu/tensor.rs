@@ -71,9 +71,9 @@ fn mma_matches_host_matmul(ty: &str) {
 "
     );
     let out = run(&body, 4, 32, &input);
-    for lane in 0..32 {
+    for (lane, words) in out.iter().enumerate() {
         let (g, t) = (lane / 4, lane % 4);
-        let got = f32s(&out[lane]);
+        let got = f32s(words);
         for (i, (row, col)) in [(g, 2 * t), (g, 2 * t + 1), (g + 8, 2 * t), (g + 8, 2 * t + 1)]
             .into_iter()
             .enumerate()
@@ -141,15 +141,15 @@ fn ldmatrix_layouts() {
             let out = run(&ldmatrix_body(count, trans, true), 4, 32, &input);
             // Row r of matrix i is shared row 3(8i + r) mod 32.
             let at = |i: usize, r: usize, col: usize| elem((3 * (8 * i + r)) % 32, col);
-            for lane in 0..32 {
+            for (lane, words) in out.iter().enumerate() {
                 let (q, p) = (lane / 4, 2 * (lane % 4));
-                for i in 0..count {
+                for (i, &word) in words.iter().enumerate().take(count) {
                     let want = if trans {
                         pack(at(i, p, q), at(i, p + 1, q))
                     } else {
                         pack(at(i, q, p), at(i, q, p + 1))
                     };
-                    assert_eq!(out[lane][i], want, "x{count} trans={trans} lane {lane} matrix {i}");
+                    assert_eq!(word, want, "x{count} trans={trans} lane {lane} matrix {i}");
                 }
             }
         }

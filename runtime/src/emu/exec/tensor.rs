@@ -42,6 +42,7 @@ fn require_full_warp(exec: u32, live: u32, what: &str) -> Result<(), Fault> {
 }
 
 /// `mma.sync.aligned.m16n8k16.row.col.f32.<in>.<in>.f32`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn mma(
     regs: &mut [u64],
     exec: u32,
