@@ -215,8 +215,13 @@ __device__ __forceinline__ void gemm_mma_load_async(const GemmOperands<bf16>& op
                                                     u32 k0, u32 M, u32 N, u32 K) {
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
+        // A warp copies 8 whole rows (coalesced). Each 8-lane phase of its shared store takes
+        // rows p and p + 4 of them: with 80-byte rows, those 8 chunks fall in 8 distinct
+        // 16-byte bank groups (rows p and p + 1 would share one).
         const u32 chunk = threadIdx.x + i * MMA_THREADS;
-        const u32 row = chunk / 4, kc = (chunk % 4) * 8, k = k0 + kc;
+        const u32 slot = (chunk % 32) / 4;
+        const u32 row = 8 * (chunk / 32) + (slot % 2) * 4 + slot / 2;
+        const u32 kc = (chunk % 4) * 8, k = k0 + kc;
         const u32 left = k < K ? min(K - k, 8u) * 2 : 0;
         const u32 m = m0 + row, n = n0 + row;
         const bool a_in = m < M && left > 0, b_in = n < N && left > 0;
