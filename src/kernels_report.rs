@@ -18,10 +18,15 @@ use crate::error::CliError;
 const H100_BYTES_PER_S: f64 = 3.35e12;
 /// H100 SXM: FP32 on the CUDA cores (FLOP/s), the peak of the kernels' `fma.f32` arithmetic.
 const H100_FP32_FLOPS: f64 = 66.9e12;
+/// H100 SXM: dense bf16 on the tensor cores (FLOP/s), the peak of `mma.sync`.
+const H100_BF16_TENSOR_FLOPS: f64 = 989e12;
 
-/// The roofline time in microseconds of moving `bytes` and computing `float_ops` on an H100.
-fn roofline_us(bytes: f64, float_ops: f64) -> f64 {
-    1e6 * (bytes / H100_BYTES_PER_S).max(float_ops / H100_FP32_FLOPS)
+/// The roofline time in microseconds of moving `bytes` and computing `float_ops` on the CUDA
+/// cores and `tensor_ops` on the tensor cores of an H100 (the two kinds of arithmetic share the
+/// issue slots, so their times add).
+fn roofline_us(bytes: f64, float_ops: f64, tensor_ops: f64) -> f64 {
+    let compute = float_ops / H100_FP32_FLOPS + tensor_ops / H100_BF16_TENSOR_FLOPS;
+    1e6 * (bytes / H100_BYTES_PER_S).max(compute)
 }
 
 /// One kernel on one architecture: ptxas resources, and what the emulator counted while the
@@ -41,6 +46,8 @@ struct ReportRow {
     global_bytes_per_launch: f64,
     /// CUDA-core floating-point operations per launch, averaged over those launches.
     float_ops_per_launch: f64,
+    /// Tensor-core floating-point operations per launch.
+    tensor_ops_per_launch: f64,
     /// Requested bytes over the bytes of the 32-byte sectors that served them.
     coalescing: f64,
     shared_bank_conflicts: u64,
@@ -54,6 +61,7 @@ fn report_row(r: &KernelBuildReport, stats: &[(&'static str, KernelStats)]) -> R
     let per_launch = |total: u64| if launches > 0 { total as f64 / launches as f64 } else { 0.0 };
     let bytes = per_launch(counters.global_load_bytes + counters.global_store_bytes);
     let float_ops = per_launch(counters.float_ops);
+    let tensor_ops = per_launch(counters.tensor_ops);
     ReportRow {
         kernel: r.entry,
         op: r.op,
@@ -65,9 +73,10 @@ fn report_row(r: &KernelBuildReport, stats: &[(&'static str, KernelStats)]) -> R
         emu_launches: launches,
         global_bytes_per_launch: bytes,
         float_ops_per_launch: float_ops,
+        tensor_ops_per_launch: tensor_ops,
         coalescing: counters.global_coalescing(),
         shared_bank_conflicts: counters.shared_bank_conflicts(),
-        roofline_us_h100: roofline_us(bytes, float_ops),
+        roofline_us_h100: roofline_us(bytes, float_ops, tensor_ops),
     }
 }
 
@@ -93,7 +102,7 @@ impl<'a> From<&'a IoCheck> for IoRow<'a> {
             model_bytes: c.model_bytes,
             ratio: c.ratio(),
             coalescing: c.coalescing,
-            roofline_us_h100: roofline_us(c.counted_bytes as f64, c.float_ops as f64),
+            roofline_us_h100: roofline_us(c.counted_bytes as f64, c.float_ops as f64, c.tensor_ops as f64),
         }
     }
 }
@@ -170,7 +179,8 @@ mod tests {
     #[test]
     fn roofline_takes_the_slower_of_memory_and_compute() {
         // 3.35 MB at 3.35 TB/s is 1 µs; 66.9 MFLOP at 66.9 TFLOP/s is 1 µs.
-        assert!((roofline_us(3.35e6, 0.0) - 1.0).abs() < 1e-9);
-        assert!((roofline_us(3.35e6, 2.0 * 66.9e6) - 2.0).abs() < 1e-9);
+        assert!((roofline_us(3.35e6, 0.0, 0.0) - 1.0).abs() < 1e-9);
+        assert!((roofline_us(3.35e6, 2.0 * 66.9e6, 0.0) - 2.0).abs() < 1e-9);
+        assert!((roofline_us(0.0, 66.9e6, 989e6) - 2.0).abs() < 1e-9);
     }
 }

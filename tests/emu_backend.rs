@@ -1,12 +1,13 @@
 //! The Emu backend beyond the shared op tests (tests/ops, which run on Emu too): ops without a
 //! kernel say so, memory transfers round-trip, tensors free their memory, a tensor of another
-//! device is refused, and the norm backwards are deterministic with more rows than blocks.
+//! device is refused, the norm backwards are deterministic with more rows than blocks, and the
+//! GEMM kernels read what their I/O model says, coalesced.
 //! Needs the CUDA tools (`scripts/setup-cuda-tools.sh`).
 
 #[path = "common/mod.rs"]
 mod common;
 
-use runtime::ops::gemm::GemmSpec;
+use runtime::ops::gemm::{GemmKernel, GemmSpec};
 use runtime::{Backend, Cpu, DType, Emu, Error};
 
 use common::{assert_close, bf16_round, to_f64, Rng};
@@ -34,8 +35,6 @@ fn ops_without_a_kernel_return_a_clear_error() {
     let qkv = f(&[1, 2, 1, 2]);
     let valid = emu.upload_u32(&[1, 2], &[1, 1]).unwrap();
     let lse = f(&[1, 1, 2]);
-    assert_no_kernel(emu.gemm(&a, &a, None, GemmSpec::default()), "gemm");
-    assert_no_kernel(emu.gemm_bwd(&a, &a, &a, false, GemmSpec::default()), "gemm_bwd");
     assert_no_kernel(emu.rope_fwd(&qkv, &valid, 1e4), "rope_fwd");
     assert_no_kernel(emu.rope_bwd(&qkv, &valid, 1e4), "rope_bwd");
     assert_no_kernel(emu.attention_fwd(&qkv, &qkv, &qkv, &valid, 1.0), "attention_fwd");
@@ -143,5 +142,54 @@ fn norm_backwards_stride_rows_over_blocks_deterministically() {
     for ((name, got), want) in names.iter().zip(&full).zip(&want) {
         let want = to_f64(&cpu.download_f32(want).unwrap());
         assert_close(name, got, &want, 1e-4, 1e-4);
+    }
+}
+
+/// Each GEMM kernel, on a shape that is a multiple of its 64×64 tile, reads exactly the bytes of
+/// gemm.cu's I/O model, S·(M·K·⌈N/64⌉ + K·N·⌈M/64⌉), writes C once, with every sector fully
+/// used; and the bf16 kernels agree with the Cpu.
+#[test]
+fn gemm_kernels_read_their_io_model_coalesced() {
+    let (m, n, k) = (128usize, 192usize, 96usize);
+    let mut rng = Rng::new(11);
+    let a = rng.normal_vec(m * k, 1.0);
+    let b = rng.normal_vec(n * k, 1.0);
+    for (kernel, dtype, entry) in [
+        (GemmKernel::Simt, DType::F32, "gemm_fwd_f32"),
+        (GemmKernel::Simt, DType::BF16, "gemm_fwd_bf16"),
+        (GemmKernel::TensorCore, DType::BF16, "gemm_fwd_mma_bf16"),
+    ] {
+        let emu = emu().with_gemm_kernel(kernel);
+        let (at, bt) = (emu.upload_f32(&[m, k], &a, dtype).unwrap(), emu.upload_f32(&[n, k], &b, dtype).unwrap());
+        let c = emu.gemm(&at, &bt, None, GemmSpec::nt()).unwrap();
+        let cpu = Cpu::new();
+        let want = cpu.gemm(
+            &cpu.upload_f32(&[m, k], &a, dtype).unwrap(),
+            &cpu.upload_f32(&[n, k], &b, dtype).unwrap(),
+            None,
+            GemmSpec::nt(),
+        ).unwrap();
+        let tol = if dtype == DType::F32 { 1e-4 } else { 1.0 / 128.0 };
+        assert_close(entry, &emu.download_f32(&c).unwrap(), &to_f64(&cpu.download_f32(&want).unwrap()), tol, tol);
+        let stats = emu.kernel_stats();
+        let (_, s) = stats.iter().find(|(name, _)| *name == entry).unwrap_or_else(|| panic!("{entry} did not run"));
+        let size = dtype.size_in_bytes() as u64;
+        let (mu, nu, ku) = (m as u64, n as u64, k as u64);
+        let model = size * (mu * ku * nu.div_ceil(64) + ku * nu * mu.div_ceil(64));
+        let counters = &s.counters;
+        eprintln!(
+            "{entry} {m}x{n}x{k}: loads {} B (model {model} B), stores {} B, coalescing {:.3}, \
+             shared requests {} load / {} store, bank-conflict wavefronts {}, warp instructions {}",
+            counters.global_load_bytes,
+            counters.global_store_bytes,
+            counters.global_coalescing(),
+            counters.shared_load_requests,
+            counters.shared_store_requests,
+            counters.shared_bank_conflicts(),
+            counters.by_class.iter().sum::<u64>(),
+        );
+        assert_eq!(counters.global_load_bytes, model, "{entry}");
+        assert_eq!(counters.global_store_bytes, size * mu * nu, "{entry}");
+        assert!(counters.global_coalescing() > 0.99, "{entry}: {}", counters.global_coalescing());
     }
 }

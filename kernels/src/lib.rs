@@ -258,6 +258,16 @@ pub const SOURCES: &[Source] = &[
         )
     ),
     source!(
+        "gemm",
+        entries!("gemm";
+            "gemm_fwd" [F32, BF16] (a: In<T>, b: In<T>, bias: In<T>, c: Out<T>, M: U32, N: U32,
+                K: U32, batch: U32, flags: U32);
+            "gemm_fwd_mma" [BF16] (a: In<T>, b: In<T>, bias: In<T>, c: Out<T>, M: U32, N: U32,
+                K: U32, batch: U32, flags: U32);
+            "gemm_bwd_bias" [F32, BF16] (dc: In<T>, dbias: Out<T>, R: U32, N: U32);
+        )
+    ),
+    source!(
         "cross_entropy",
         entries!("cross_entropy";
             "cross_entropy_fwd" [F32, BF16] (logits: In<T>, targets: In<U32>, loss: Out<F32>,

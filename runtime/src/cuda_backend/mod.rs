@@ -27,8 +27,8 @@ pub use device::CudaDevice;
 pub use kernels::KERNELS_DIR_ENV;
 
 use crate::compile::{Compiler, SETUP_SCRIPT, TOOLS_ENV};
-use crate::gpu::{no_kernel, GpuBackend};
-use crate::ops::gemm::{GemmGrads, GemmSpec};
+use crate::gpu::GpuBackend;
+use crate::ops::gemm::{self, GemmGrads, GemmKernel, GemmSpec};
 use crate::{Error, Result, Tensor};
 use blas::BlasCell;
 use kernels::KernelLoader;
@@ -172,7 +172,7 @@ impl GpuBackend for Cuda {
     ) -> Result<Tensor<Self>> {
         match self.gemm {
             GemmImpl::Cublas => blas::forward(self, a, b, bias, spec),
-            GemmImpl::Kernel => no_kernel(self, "gemm"),
+            GemmImpl::Kernel => gemm::forward_gpu(self, a, b, bias, spec, GemmKernel::TensorCore),
         }
     }
 
@@ -186,7 +186,7 @@ impl GpuBackend for Cuda {
     ) -> Result<GemmGrads<Self>> {
         match self.gemm {
             GemmImpl::Cublas => blas::backward(self, a, b, dc, with_bias, spec),
-            GemmImpl::Kernel => no_kernel(self, "gemm_bwd"),
+            GemmImpl::Kernel => gemm::backward_gpu(self, a, b, dc, with_bias, spec, GemmKernel::TensorCore),
         }
     }
 }

@@ -14,6 +14,8 @@ pub struct Counters {
     /// `add`/`sub`/`mul`/`min`/`max`/`div`; conversions and special functions count none. What a
     /// roofline estimate's compute side needs.
     pub float_ops: u64,
+    /// Floating-point operations on the tensor cores: 2·16·8·16 per warp `mma.sync` m16n8k16.
+    pub tensor_ops: u64,
     /// Warp-level global load requests (one per `ld.global` executed by a warp).
     pub global_load_requests: u64,
     pub global_store_requests: u64,
@@ -45,6 +47,7 @@ impl Counters {
         }
         self.thread_instructions += other.thread_instructions;
         self.float_ops += other.float_ops;
+        self.tensor_ops += other.tensor_ops;
         self.global_load_requests += other.global_load_requests;
         self.global_store_requests += other.global_store_requests;
         self.global_load_bytes += other.global_load_bytes;

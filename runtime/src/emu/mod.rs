@@ -52,9 +52,18 @@
 //! within PTX's stated error. `cvt` handles every int/float pair with rounding, `.sat` and
 //! `.ftz`, including bf16/f16 round-to-nearest-even with canonical NaN.
 //!
+//! # Tensor cores
+//! `mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32` and
+//! `ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16`, with the PTX ISA's per-lane
+//! fragment layouts; both require the whole warp converged. `mma` multiplies exactly and sums
+//! in f64 (k ascending, then rounds once to f32); see `exec::tensor`. `cp.async` (4/8/16 bytes,
+//! with the zero-filling `src-size` form) lands in shared memory at `cp.async.wait_group` /
+//! `wait_all`, not at issue, so the sanitizer sees a read before the wait; the groups are kept
+//! per warp (a warp's lanes commit and wait together). See `exec::async_copy`.
+//!
 //! # Not supported (rejected at load time)
-//! `call` and `.func` bodies, tensor-core and async-copy instructions (`mma`, `ldmatrix`,
-//! `cp.async`), textures and surfaces, `bar.sync` with a thread count or named barriers other
+//! `call` and `.func` bodies, other `mma` shapes and types, `cp.async.bulk`, `wgmma`, textures and
+//! surfaces, `bar.sync` with a thread count or named barriers other
 //! than as a whole-block barrier, carry-chain arithmetic (`add.cc`/`addc`), `%clock`-style
 //! registers, directed rounding on f64 `fma`/`div`/`sqrt`/`rcp`, and the `.relu`/`.satfinite`
 //! variants.

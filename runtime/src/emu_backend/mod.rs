@@ -16,8 +16,8 @@ use std::sync::Arc;
 pub use device::{EmuDevice, KernelStats};
 
 use crate::compile::{Compiler, SETUP_SCRIPT, TOOLS_ENV};
-use crate::gpu::{no_kernel, GpuBackend};
-use crate::ops::gemm::{GemmGrads, GemmSpec};
+use crate::gpu::GpuBackend;
+use crate::ops::gemm::{self, GemmGrads, GemmKernel, GemmSpec};
 use crate::{Error, Result, Tensor};
 
 /// The Emu backend. Cloning shares the device (its memory and loaded modules). One device runs
@@ -25,6 +25,8 @@ use crate::{Error, Result, Tensor};
 #[derive(Clone)]
 pub struct Emu {
     device: Arc<EmuDevice>,
+    /// The kernel behind bf16 GEMMs (f32 always runs the SIMT kernel).
+    gemm_kernel: GemmKernel,
 }
 
 impl Emu {
@@ -47,7 +49,13 @@ impl Emu {
         })?;
         Ok(Emu {
             device: Arc::new(EmuDevice::new(compiler, sanitize)),
+            gemm_kernel: GemmKernel::TensorCore,
         })
+    }
+
+    /// The same device, running bf16 GEMMs on `kernel` (the tensor-core kernel by default).
+    pub fn with_gemm_kernel(self, kernel: GemmKernel) -> Emu {
+        Emu { gemm_kernel: kernel, ..self }
     }
 
     /// Bytes of emulated device memory held by live tensors (and by module-level variables of
@@ -72,22 +80,22 @@ impl GpuBackend for Emu {
 
     fn gemm_fwd(
         &self,
-        _a: &Tensor<Self>,
-        _b: &Tensor<Self>,
-        _bias: Option<&Tensor<Self>>,
-        _spec: GemmSpec,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        bias: Option<&Tensor<Self>>,
+        spec: GemmSpec,
     ) -> Result<Tensor<Self>> {
-        no_kernel(self, "gemm")
+        gemm::forward_gpu(self, a, b, bias, spec, self.gemm_kernel)
     }
 
     fn gemm_bwd(
         &self,
-        _a: &Tensor<Self>,
-        _b: &Tensor<Self>,
-        _dc: &Tensor<Self>,
-        _with_bias: bool,
-        _spec: GemmSpec,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        dc: &Tensor<Self>,
+        with_bias: bool,
+        spec: GemmSpec,
     ) -> Result<GemmGrads<Self>> {
-        no_kernel(self, "gemm_bwd")
+        gemm::backward_gpu(self, a, b, dc, with_bias, spec, self.gemm_kernel)
     }
 }

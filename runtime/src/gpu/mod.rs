@@ -83,11 +83,6 @@ pub(crate) trait GpuBackend: Backend<Buffer = GpuBuffer<Self::Device>> {
     ) -> Result<GemmGrads<Self>>;
 }
 
-/// The error of an op that has no CUDA kernel yet, naming `gpu`'s backend.
-pub(crate) fn no_kernel<G: GpuBackend, T>(gpu: &G, op: &str) -> Result<T> {
-    Err(backend_error(gpu, format!("no CUDA kernel for {op} yet")))
-}
-
 /// Grid and block dimensions and dynamic shared memory of one launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Launch {

@@ -21,8 +21,9 @@ pub struct IoCheck {
     pub model_bytes: u64,
     /// Useful bytes over the bytes of the 32-byte sectors fetched (1.0 = fully coalesced).
     pub coalescing: f64,
-    /// Floating-point operations counted (CUDA cores).
+    /// Floating-point operations counted on the CUDA cores and on the tensor cores.
     pub float_ops: u64,
+    pub tensor_ops: u64,
 }
 
 impl IoCheck {
@@ -68,6 +69,7 @@ pub fn run_all() -> Result<Vec<IoCheck>> {
                 model_bytes: case.model_bytes,
                 coalescing: counters.global_coalescing(),
                 float_ops: counters.float_ops,
+                tensor_ops: counters.tensor_ops,
             })
         })
         .collect()
@@ -118,6 +120,7 @@ mod tests {
             model_bytes: 100,
             coalescing: 1.0,
             float_ops: 0,
+            tensor_ops: 0,
         };
         assert!((check.ratio() - 1.05).abs() < 1e-12);
     }

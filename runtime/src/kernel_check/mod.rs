@@ -3,7 +3,8 @@
 //! its cases and runs them on any backend (`rows`: the row-wise ops, rows 1, 7, 64 crossed with
 //! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy; `logprob`: the fused log-prob over V 5,
 //! 1000, 50257, 70000 and the KL estimators; `losses`: the RL and reward-model losses, masked
-//! whitening and GAE, with rows that have no masked token; `optim`: AdamW and the sum of squares).
+//! whitening and GAE, with rows that have no masked token; `optim`: AdamW and the sum of squares; `gemm`: forward and
+//! backward of each GEMM kernel over awkward M×N×K, transposes, batches and bias).
 //!
 //! The Cpu backend is the specification, so the check is "the kernel computes what the Cpu
 //! computes", per output tensor, element by element: `|emu − cpu| <= atol + rtol·|cpu|`, with
@@ -18,6 +19,7 @@ pub mod io_model;
 mod logprob;
 mod losses;
 mod optim;
+mod gemm;
 mod rng;
 mod rows;
 
@@ -49,6 +51,7 @@ enum Family {
     Logprob(logprob::Case),
     Losses(losses::Case),
     Optim(optim::Case),
+    Gemm(gemm::Case),
 }
 
 /// One check: entry point `name` (its helper kernels run too) on one shape.
@@ -67,6 +70,7 @@ fn cases() -> Vec<Case> {
     cases.extend(logprob::cases());
     cases.extend(losses::cases());
     cases.extend(optim::cases());
+    cases.extend(gemm::cases());
     for (seed, case) in (1..).zip(cases.iter_mut()) {
         case.seed = seed;
     }
@@ -81,6 +85,7 @@ fn run<B: Backend>(backend: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType)>> {
         Family::Logprob(c) => logprob::run(backend, c, &mut rng),
         Family::Losses(c) => losses::run(backend, c, &mut rng),
         Family::Optim(c) => optim::run(backend, c, &mut rng),
+        Family::Gemm(c) => gemm::run(backend, c, &mut rng),
     }
 }
 
@@ -99,7 +104,11 @@ fn check(emu: &Emu, case: &Case) -> KernelCheck {
         passed: true,
         error: None,
     };
-    match (run(&Cpu::new(), case), run(emu, case)) {
+    let emu = match &case.family {
+        Family::Gemm(c) => emu.clone().with_gemm_kernel(c.kernel),
+        _ => emu.clone(),
+    };
+    match (run(&Cpu::new(), case), run(&emu, case)) {
         (Ok(want), Ok(got)) => {
             for ((got, dtype), (want, _)) in got.iter().zip(&want) {
                 compare(&mut result, got, want, *dtype);
@@ -171,11 +180,13 @@ mod tests {
             cases.iter().map(|c| c.name.as_str()).collect();
         for source in kernels::SOURCES {
             for entry in source.entries {
-                // The `_reduce` and `_rank` helpers run inside their op's backward.
-                // The masked losses run their `_bwd` kernel in the op that runs their `_fwd`.
+                // The `_reduce`, `_rank` and `gemm_bwd_bias` helpers run inside their op's
+                // backward; the masked losses run their `_bwd` kernel in the op that runs their
+                // `_fwd`.
                 let masked_loss = ["ppo_loss", "grpo_loss", "value_loss"].contains(&entry.op);
                 let covered = names.contains(entry.name)
                     || entry.name.contains("_bwd_reduce_")
+                    || entry.name.starts_with("gemm_bwd_bias_")
                     || entry.name == "embedding_bwd_rank_u32"
                     || (masked_loss && names.contains(entry.name.replace("_bwd_", "_fwd_").as_str()));
                 assert!(covered, "{} is not checked", entry.name);

@@ -15,6 +15,11 @@ use super::check;
 use crate::cpu::{f32_data, from_f32};
 use crate::{Backend, Cpu, Error, Result, Tensor};
 
+mod gpu;
+
+pub(crate) use gpu::{backward_gpu, forward_gpu};
+pub use gpu::GemmKernel;
+
 const OP: &str = "gemm";
 
 /// Which operands are read transposed.

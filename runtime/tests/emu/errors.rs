@@ -23,7 +23,8 @@ fn line_of(src: &str, needle: &str) -> u32 {
 #[test]
 fn unsupported_instructions_name_the_line() {
     let cases = [
-        ("\tmma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%f1,%f2,%f3,%f4}, {%r1,%r2,%r3,%r4}, {%r5,%r6}, {%f1,%f2,%f3,%f4};", "opcode `mma`"),
+        ("\tmma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%f1,%f2,%f3,%f4}, {%r1,%r2}, {%r5}, {%f1,%f2,%f3,%f4};", "shapes other than m16n8k16"),
+        ("\twgmma.fence.sync.aligned;", "opcode `wgmma`"),
         ("\tadd.cc.u32 %r1, %r2, %r3;", "modifier `.cc` of `add`"),
         ("\tmov.u32 %r1, %clock;", "not deterministic"),
         ("\tbar.sync 1, 64;", "thread count"),

@@ -2,6 +2,7 @@
 //! instruction family, and NVRTC-generated kernels (fixtures) compared with Rust references.
 
 mod arith_float;
+mod async_copy;
 mod arith_int;
 mod atomics;
 mod common;
@@ -13,4 +14,5 @@ mod memory;
 mod realistic;
 mod sanitizer;
 mod sanitizer_kernels;
+mod tensor;
 mod warp;

@@ -10,6 +10,7 @@ mod mem;
 mod mods;
 mod movcvt;
 mod operands;
+mod tensor;
 
 use std::collections::HashMap;
 
@@ -304,6 +305,8 @@ impl<'a> KernelDecoder<'a> {
             | "ret" | "exit" | "nanosleep" | "prefetch" | "prefetchu" => {
                 self.decode_control(base, &mut mods, ops)?
             }
+            "mma" | "ldmatrix" => self.decode_tensor(base, &mut mods, ops)?,
+            "cp" => self.decode_cp_async(&mut mods, ops)?,
             _ => self.decode_alu(base, &mut mods, ops)?,
         };
         mods.finish()?;

@@ -4,7 +4,7 @@
 use super::compare::{bool_op, compare};
 use super::lanes::{lanes, lanes_where, load, map1, map2, map3, pred_mask, set_pred};
 use super::memory::LaneState;
-use super::{cvt, float, int, memory, warp_ops, BlockEnv, Trap, Warp};
+use super::{cvt, float, int, memory, tensor, warp_ops, BlockEnv, Trap, Warp};
 use crate::emu::float::Half;
 use crate::emu::program::*;
 use crate::emu::types::{Space, Ty, LOCAL_WINDOW, SHARED_WINDOW};
@@ -308,6 +308,52 @@ impl Warp {
                 for lane in lanes(exec) {
                     regs[d as usize * 32 + lane] = exec as u64;
                 }
+            }
+            Op::Mma { input, d, a, b, c } => tensor::mma(regs, exec, self.live, input, d, a, b, c)?,
+            Op::Ldmatrix {
+                count,
+                trans,
+                ref d,
+                addr,
+            } => {
+                let live = self.live;
+                let mut state = LaneState {
+                    regs,
+                    local: &mut self.local,
+                    local_bytes: self.local_bytes,
+                    warp: self.index,
+                    pc,
+                };
+                tensor::ldmatrix(env, &mut state, exec, live, count, trans, d, addr)?
+            }
+            Op::CpAsync {
+                size,
+                src_size,
+                dst,
+                src,
+            } => {
+                let mut state = LaneState {
+                    regs,
+                    local: &mut self.local,
+                    local_bytes: self.local_bytes,
+                    warp: self.index,
+                    pc,
+                };
+                self.copies.issue(env, &mut state, exec, size, src_size, dst, src)?
+            }
+            Op::CpAsyncCommit => self.copies.commit(),
+            Op::CpAsyncWait { keep, commit } => {
+                if commit {
+                    self.copies.commit();
+                }
+                let mut state = LaneState {
+                    regs,
+                    local: &mut self.local,
+                    local_bytes: self.local_bytes,
+                    warp: self.index,
+                    pc,
+                };
+                self.copies.wait(env, &mut state, keep as usize)?
             }
             Op::Nop => {}
             Op::Bra { .. } | Op::BarSync | Op::Exit => {

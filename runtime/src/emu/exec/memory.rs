@@ -34,7 +34,7 @@ pub(crate) fn concrete(space: Space, addr: u64) -> (Space, u64) {
 }
 
 /// The bytes `[addr, addr + len)` of `space` as seen by `lane`.
-fn bytes<'b>(
+pub(crate) fn bytes<'b>(
     env: &'b mut BlockEnv,
     state: &'b mut LaneState,
     space: Space,
@@ -149,7 +149,7 @@ fn is_global(space: Space) -> bool {
     matches!(space, Space::Global | Space::Const)
 }
 
-fn addresses(regs: &[u64], addr: Addr) -> [u64; 32] {
+pub(crate) fn addresses(regs: &[u64], addr: Addr) -> [u64; 32] {
     load(regs, addr.base).map(|b| b.wrapping_add(addr.offset as u64))
 }
 
@@ -165,7 +165,7 @@ fn record(env: &mut BlockEnv, space: Space, store: bool, mask: u32, addrs: &[u64
 
 /// Every access size (element size times vector width) is a power of two.
 #[inline(always)]
-fn check_aligned(lane: usize, addr: u64, total: usize) -> Result<(), Fault> {
+pub(crate) fn check_aligned(lane: usize, addr: u64, total: usize) -> Result<(), Fault> {
     if addr & (total as u64 - 1) != 0 {
         return Err(Fault {
             lane,

@@ -6,6 +6,7 @@
 //! others catch up, and they reconverge as soon as all live lanes share one PC. While converged
 //! (the common case) a warp keeps a single PC and skips the per-lane bookkeeping.
 
+pub(crate) mod async_copy;
 mod compare;
 pub(crate) mod cvt;
 mod dispatch;
@@ -14,6 +15,7 @@ pub(crate) mod int;
 pub(crate) mod lanes;
 pub(crate) mod memory;
 mod sanitize;
+pub(crate) mod tensor;
 pub(crate) mod warp_ops;
 
 use super::counters::Counters;
@@ -177,6 +179,8 @@ pub(crate) struct Warp {
     /// Lanes that exited since the last barrier completed, and where.
     pub exited: u32,
     pub exit_pc: [u32; 32],
+    /// `cp.async` copies issued and not yet landed.
+    pub(super) copies: async_copy::AsyncCopies,
 }
 
 impl Warp {
@@ -198,6 +202,7 @@ impl Warp {
             bar_pc: [0; 32],
             exited: 0,
             exit_pc: [0; 32],
+            copies: async_copy::AsyncCopies::default(),
         }
     }
 
@@ -213,6 +218,7 @@ impl Warp {
         self.live = live;
         self.waiting = 0;
         self.exited = 0;
+        self.copies.clear();
         let regs = &mut self.regs;
         let warps_per_block = (geo.block.iter().product::<u32>()).div_ceil(32);
         for lane in 0..32u32 {
@@ -328,6 +334,9 @@ impl Warp {
                 None => mask,
             };
             env.counters.float_ops += float_ops_per_lane(&instr.op) * exec.count_ones() as u64;
+            if matches!(instr.op, Op::Mma { .. }) && exec != 0 {
+                env.counters.tensor_ops += MMA_M16N8K16_OPS;
+            }
             match instr.op {
                 Op::Bra { target } => {
                     self.move_lanes(exec, target);
@@ -388,6 +397,9 @@ impl Warp {
         self.exited = 0;
     }
 }
+
+/// Multiply-adds of one m16n8k16 `mma.sync`, counted as two operations each.
+const MMA_M16N8K16_OPS: u64 = 2 * 16 * 8 * 16;
 
 /// Floating-point operations one lane performs executing `op` (see `Counters::float_ops`).
 fn float_ops_per_lane(op: &Op) -> u64 {

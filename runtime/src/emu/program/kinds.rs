@@ -213,3 +213,10 @@ pub enum VoteMode {
     Any,
     Uni,
 }
+
+/// The input element type of `mma` (both A and B; accumulation is f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmaInput {
+    Bf16,
+    F16,
+}

@@ -289,6 +289,36 @@ pub enum Op {
     Activemask {
         d: Reg,
     },
+    /// `mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32 d, a, b, c`: the
+    /// per-lane fragments of a 16×16 A, a 16×8 B and 16×8 C/D (see `exec::tensor`).
+    Mma {
+        input: MmaInput,
+        d: [Reg; 4],
+        a: [Src; 4],
+        b: [Src; 2],
+        c: [Src; 4],
+    },
+    /// `ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16`: `count` 8×8 b16 matrices whose
+    /// rows are addressed by lanes `8i..8i+8`.
+    Ldmatrix {
+        count: u8,
+        trans: bool,
+        d: [Reg; 4],
+        addr: Addr,
+    },
+    /// `cp.async.{ca,cg}.shared.global [dst], [src], size[, src_size]` (see `exec::async_copy`).
+    CpAsync {
+        size: u8,
+        src_size: Option<Src>,
+        dst: Addr,
+        src: Addr,
+    },
+    CpAsyncCommit,
+    /// `cp.async.wait_group keep`; `wait_all` commits first and keeps none.
+    CpAsyncWait {
+        keep: u32,
+        commit: bool,
+    },
     Bra {
         target: u32,
     },
@@ -329,9 +359,11 @@ pub enum Class {
     Warp,
     Control,
     Barrier,
+    /// Tensor-core instructions (`mma`).
+    Tensor,
 }
 
-pub const CLASS_COUNT: usize = 13;
+pub const CLASS_COUNT: usize = 14;
 
 /// A kernel parameter in the packed parameter buffer.
 #[derive(Debug, Clone, PartialEq)]
