@@ -17,7 +17,7 @@ pub use device::{EmuDevice, KernelStats};
 use crate::compile::{Compiler, SETUP_SCRIPT, TOOLS_ENV};
 use crate::gpu::{transfer, GpuBackend, GpuBuffer};
 use crate::ops::adamw::AdamW;
-use crate::ops::attention::{AttentionGrads, AttentionOut};
+use crate::ops::attention::{self, AttentionGrads, AttentionOut};
 use crate::ops::cross_entropy::{self, CrossEntropyOut};
 use crate::ops::bt_loss::{BtLossGrads, BtPairs};
 use crate::ops::gae::GaeOut;
@@ -31,7 +31,7 @@ use crate::ops::ppo_loss::{PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::{self, SwiGluGrads};
 use crate::ops::value_loss::{ValueLossConfig, ValueLossOut};
-use crate::ops::{elementwise, embedding, gelu};
+use crate::ops::{elementwise, embedding, gelu, kv_cache, rope};
 use crate::{Backend, DType, Error, Result, Tensor};
 
 /// The Emu backend. Cloning shares the device (its memory and loaded modules). One device runs
@@ -233,66 +233,66 @@ impl Backend for Emu {
 
     fn rope_fwd(
         &self,
-        _x: &Tensor<Self>,
-        _pos: &Tensor<Self>,
-        _theta: f32,
+        x: &Tensor<Self>,
+        pos: &Tensor<Self>,
+        theta: f32,
     ) -> Result<Tensor<Self>> {
-        no_kernel("rope_fwd")
+        rope::forward_gpu(self, x, pos, theta)
     }
 
     fn rope_bwd(
         &self,
-        _dy: &Tensor<Self>,
-        _pos: &Tensor<Self>,
-        _theta: f32,
+        dy: &Tensor<Self>,
+        pos: &Tensor<Self>,
+        theta: f32,
     ) -> Result<Tensor<Self>> {
-        no_kernel("rope_bwd")
+        rope::backward_gpu(self, dy, pos, theta)
     }
 
     fn attention_fwd(
         &self,
-        _q: &Tensor<Self>,
-        _k: &Tensor<Self>,
-        _v: &Tensor<Self>,
-        _key_valid: &Tensor<Self>,
-        _softmax_scale: f32,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        softmax_scale: f32,
     ) -> Result<AttentionOut<Self>> {
-        no_kernel("attention_fwd")
+        attention::forward_gpu(self, q, k, v, key_valid, softmax_scale)
     }
 
     fn attention_decode(
         &self,
-        _q: &Tensor<Self>,
-        _k_cache: &Tensor<Self>,
-        _v_cache: &Tensor<Self>,
-        _key_valid: &Tensor<Self>,
-        _kv_len: usize,
-        _softmax_scale: f32,
+        q: &Tensor<Self>,
+        k_cache: &Tensor<Self>,
+        v_cache: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        kv_len: usize,
+        softmax_scale: f32,
     ) -> Result<AttentionOut<Self>> {
-        no_kernel("attention_decode")
+        attention::decode_gpu(self, q, k_cache, v_cache, key_valid, kv_len, softmax_scale)
     }
 
     fn kv_cache_write(
         &self,
-        _cache: &mut Tensor<Self>,
-        _new: &Tensor<Self>,
-        _start: usize,
+        cache: &mut Tensor<Self>,
+        new: &Tensor<Self>,
+        start: usize,
     ) -> Result<()> {
-        no_kernel("kv_cache_write")
+        kv_cache::write_gpu(self, cache, new, start)
     }
 
     fn attention_bwd(
         &self,
-        _q: &Tensor<Self>,
-        _k: &Tensor<Self>,
-        _v: &Tensor<Self>,
-        _key_valid: &Tensor<Self>,
-        _out: &Tensor<Self>,
-        _lse: &Tensor<Self>,
-        _dout: &Tensor<Self>,
-        _softmax_scale: f32,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        out: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        dout: &Tensor<Self>,
+        softmax_scale: f32,
     ) -> Result<AttentionGrads<Self>> {
-        no_kernel("attention_bwd")
+        attention::backward_gpu(self, q, k, v, key_valid, out, lse, dout, softmax_scale)
     }
 
     fn cross_entropy_fwd(
