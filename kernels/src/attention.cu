@@ -36,6 +36,12 @@
 // accumulate dq in registers (a second pass over K and V instead of atomics: deterministic).
 // No kernel allocates or writes anything of size T×T; the only temporary is D [B, NH, Tq] f32.
 //
+// Threads whose query (or key) lies past Tq (Tk) in a ragged last tile, and padded keys in dK/dV,
+// still load a clamped in-bounds row and zero it with a select instead of branching around the
+// load: NVRTC may place such a divergent load out of line, after the loop, and the lanes must be
+// converged at the shuffles and ballots that follow (the emulator insists; it is also cheaper
+// than a divergent branch). This re-reads at most one tile's rows per (b, head) beyond the model.
+//
 // I/O model (global bytes, S = sizeof(T); runtime's attention::io_model_bytes computes it).
 // With n(i0, i1) = Tk − Tq + i1 the keys visible to queries i0..i1 (the last one's p + 1) and
 // the forward/dq query tiles [i0, i1) of 64:
@@ -49,7 +55,8 @@
 //                       with m(j0) = Tq − max(0, j0 − (Tk − Tq)) the queries that see key j0
 //                       (Q, dO, lse, D per key tile and query head)
 //            + dq: B·NH·Tq·(3·HS·S + 8) (Q, dO, dQ, lse, D) + the forward's K/V/key_valid term.
-// Padding only lowers the counts (masked K/V rows are not read, all-padding tiles not at all).
+// Padding lowers the counts (masked K/V rows of a streamed tile are not read, all-padding tiles
+// not at all), except that dK/dV reads each padded key's own K and V row once (see below).
 #include "common.cuh"
 #include "attention.cuh"
 
@@ -69,13 +76,14 @@ __device__ __forceinline__ void attention_fwd_body(const T* __restrict__ q, cons
     // Keys 0..pos_end are visible to this query (before the mask); 0 for padding threads.
     const u32 pos_end = row_ok ? sh.Tk - sh.Tq + i + 1 : 0;
     const u64 q_row = (u64(b) * sh.Tq + i) * sh.NH + h;
+    const u64 q_load = (u64(b) * sh.Tq + min(i, sh.Tq - 1)) * sh.NH + h;
 
     float4 qr[G], o[G];
 #pragma unroll
     for (int g = 0; g < G; ++g) {
-        qr[g] = row_ok ? load_row4(q + q_row * sh.HS, 16 * g + 4 * t, sh.HS, scale * ATT_LOG2E)
-                       : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        const float4 x = load_row4(q + q_load * sh.HS, 16 * g + 4 * t, sh.HS, scale * ATT_LOG2E);
         o[g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        qr[g] = row_ok ? x : o[g];
     }
     float m = -RLHF_INF, l = 0.0f;
 
@@ -177,16 +185,18 @@ __device__ __forceinline__ void attention_bwd_body(const T* __restrict__ q, cons
     __syncthreads();
     const bool key_ok = keep[jr] != 0;
     const u64 kv_row = (u64(b) * sh.cap + j) * sh.NKV + kvh;
+    const u64 kv_load = (u64(b) * sh.cap + min(j, sh.Tk - 1)) * sh.NKV + kvh;
 
     float4 kr[G], vr[G], dkr[G], dvr[G];
 #pragma unroll
     for (int g = 0; g < G; ++g) {
         const u32 d0 = 32 * g + 4 * t;
-        kr[g] = key_ok ? load_row4(k + kv_row * sh.HS, d0, sh.HS, scale * ATT_LOG2E)
-                       : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        vr[g] = key_ok ? load_row4(v + kv_row * sh.HS, d0, sh.HS, 1.0f) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        const float4 kx = load_row4(k + kv_load * sh.HS, d0, sh.HS, scale * ATT_LOG2E);
+        const float4 vx = load_row4(v + kv_load * sh.HS, d0, sh.HS, 1.0f);
         dkr[g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         dvr[g] = dkr[g];
+        kr[g] = key_ok ? kx : dkr[g];
+        vr[g] = key_ok ? vx : dkr[g];
     }
 
     if (*any) {
@@ -278,6 +288,7 @@ __device__ __forceinline__ void attention_bwd_dq_body(const T* __restrict__ q, c
     const u32 t = threadIdx.x % 4, i = q0 + threadIdx.x / 4;
     const bool row_ok = i < sh.Tq;
     const u64 q_row = (u64(b) * sh.Tq + i) * sh.NH + h;
+    const u64 q_load = (u64(b) * sh.Tq + min(i, sh.Tq - 1)) * sh.NH + h;
     const u64 stat = (u64(b) * sh.NH + h) * sh.Tq + i;
     // One thread of the query's four reads its statistics and shares them (one read per query).
     float lse2 = -RLHF_INF, d_i = 0.0f;
@@ -295,8 +306,10 @@ __device__ __forceinline__ void attention_bwd_dq_body(const T* __restrict__ q, c
     for (int g = 0; g < G; ++g) {
         const u32 d0 = 16 * g + 4 * t;
         const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        qr[g] = row_ok ? load_row4(q + q_row * sh.HS, d0, sh.HS, scale * ATT_LOG2E) : zero;
-        dor[g] = row_ok ? load_row4(dout + q_row * sh.HS, d0, sh.HS, 1.0f) : zero;
+        const float4 qx = load_row4(q + q_load * sh.HS, d0, sh.HS, scale * ATT_LOG2E);
+        const float4 dx = load_row4(dout + q_load * sh.HS, d0, sh.HS, 1.0f);
+        qr[g] = row_ok ? qx : zero;
+        dor[g] = row_ok ? dx : zero;
         dqr[g] = zero;
     }
 

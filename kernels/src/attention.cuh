@@ -41,9 +41,29 @@ __device__ __forceinline__ float4 scale4(float s, float4 x) {
     return make_float4(s * x.x, s * x.y, s * x.z, s * x.w);
 }
 
-// The four elements d0..d0+3 of a global row (zero past HS), times `mul`.
+// Four consecutive elements as one 16-byte (f32) or 8-byte (bf16) access; p must be aligned to
+// it. bf16 → f32 is exact: the bf16 bits are the high half of the f32.
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const bf16* p) {
+    const uint2 r = *reinterpret_cast<const uint2*>(p);
+    return make_float4(__uint_as_float(r.x << 16), __uint_as_float(r.x & 0xffff0000u),
+                       __uint_as_float(r.y << 16), __uint_as_float(r.y & 0xffff0000u));
+}
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ u32 bf16_pair(float lo, float hi) {
+    return u32(__bfloat16_as_ushort(from_f32<bf16>(lo))) | (u32(__bfloat16_as_ushort(from_f32<bf16>(hi))) << 16);
+}
+__device__ __forceinline__ void store4(bf16* p, float4 v) {
+    *reinterpret_cast<uint2*>(p) = make_uint2(bf16_pair(v.x, v.y), bf16_pair(v.z, v.w));
+}
+
+// The four elements d0..d0+3 (d0 a multiple of 4) of a global row of HS elements (zero past HS),
+// times `mul`. Rows start at multiples of HS elements from an aligned allocation, so when HS is a
+// multiple of 4 the four are one aligned vector access (the lanes of a query or key then read
+// whole sectors); otherwise element by element.
 template <typename T>
 __device__ __forceinline__ float4 load_row4(const T* __restrict__ row, u32 d0, u32 HS, float mul) {
+    if (HS % 4 == 0) return d0 < HS ? scale4(mul, load4(row + d0)) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     float e[4];
 #pragma unroll
     for (int c = 0; c < 4; ++c) e[c] = d0 + c < HS ? to_f32(row[d0 + c]) * mul : 0.0f;
@@ -52,6 +72,10 @@ __device__ __forceinline__ float4 load_row4(const T* __restrict__ row, u32 d0, u
 
 template <typename T>
 __device__ __forceinline__ void store_row4(T* __restrict__ row, u32 d0, u32 HS, float4 v) {
+    if (HS % 4 == 0) {
+        if (d0 < HS) store4(row + d0, v);
+        return;
+    }
     const float e[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int c = 0; c < 4; ++c) {

@@ -1,7 +1,8 @@
 //! Every CUDA kernel, run through the Emu backend's ops, against the Cpu backend on the same
 //! inputs (`rlhf kernels test`): awkward shapes, f32 and bf16. One module per op family builds
 //! its cases and runs them on any backend (`rows`: the row-wise ops, rows 1, 7, 64 crossed with
-//! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy).
+//! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy; `attention`: attention forward, backward
+//! and decoding, KV-cache writes and RoPE over ragged, padded and GQA shapes).
 //!
 //! The Cpu backend is the specification, so the check is "the kernel computes what the Cpu
 //! computes", per output tensor, element by element: `|emu − cpu| <= atol + rtol·|cpu|`, with
@@ -12,6 +13,7 @@
 //! order of operations. Backward kernels get the same saved statistics on both backends
 //! (computed on the host), so each check isolates one kernel.
 
+mod attention;
 mod rng;
 mod rows;
 
@@ -40,6 +42,7 @@ pub struct KernelCheck {
 #[derive(Debug, Clone, Copy)]
 enum Family {
     Rows(rows::Case),
+    Attention(attention::Case),
 }
 
 /// One check: entry point `name` (its helper kernels run too) on one shape.
@@ -55,6 +58,7 @@ struct Case {
 /// Every case `rlhf kernels test` runs, in report order, each with its own seed.
 fn cases() -> Vec<Case> {
     let mut cases = rows::cases();
+    cases.extend(attention::cases());
     for (seed, case) in (1..).zip(cases.iter_mut()) {
         case.seed = seed;
     }
@@ -66,6 +70,7 @@ fn run<B: Backend>(backend: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType)>> {
     let mut rng = rng::Rng::new(case.seed);
     match &case.family {
         Family::Rows(c) => rows::run(backend, c, &mut rng),
+        Family::Attention(c) => attention::run(backend, c, &mut rng),
     }
 }
 
@@ -156,9 +161,11 @@ mod tests {
             cases.iter().map(|c| c.name.as_str()).collect();
         for source in kernels::SOURCES {
             for entry in source.entries {
-                // The `_reduce` and `_rank` helpers run inside their op's backward.
+                // The `_reduce`, `_rank`, `_prep` and `_dq` helpers run inside their op's backward.
                 let covered = names.contains(entry.name)
                     || entry.name.contains("_bwd_reduce_")
+                    || entry.name.starts_with("attention_bwd_prep_")
+                    || entry.name.starts_with("attention_bwd_dq_")
                     || entry.name == "embedding_bwd_rank_u32";
                 assert!(covered, "{} is not checked", entry.name);
             }

@@ -36,7 +36,7 @@ use std::fmt;
 
 use rayon::prelude::*;
 
-pub use self::gpu::{io_model_bytes, AttentionIo, MAX_HEAD_SIZE};
+pub use self::gpu::{io_model_bytes, AttentionIo, DECODE_MAX_QUERIES, MAX_HEAD_SIZE};
 pub(crate) use self::gpu::{backward_gpu, decode_gpu, forward_gpu};
 
 use self::blocked::{backward_block, forward_block, BackwardScratch, HeadInputs, HeadSaved, Mat};
