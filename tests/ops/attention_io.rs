@@ -11,13 +11,16 @@ use crate::common::Rng;
 /// Global bytes (loads + stores requested by the active lanes, and the 32-byte sectors they
 /// touched) of the kernels whose names start with `prefix`, since `emu` was made.
 fn counted(emu: &Emu, prefix: &str) -> (u64, u64) {
-    emu.kernel_stats().iter().filter(|(name, _)| name.starts_with(prefix)).fold((0, 0), |(b, s), (_, k)| {
-        let c = &k.counters;
-        (
-            b + c.global_load_bytes + c.global_store_bytes,
-            s + 32 * (c.global_load_sectors + c.global_store_sectors),
-        )
-    })
+    emu.kernel_stats()
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .fold((0, 0), |(b, s), (_, k)| {
+            let c = &k.counters;
+            (
+                b + c.global_load_bytes + c.global_store_bytes,
+                s + 32 * (c.global_load_sectors + c.global_store_sectors),
+            )
+        })
 }
 
 fn bytes(t: &Tensor<Emu>) -> usize {
@@ -44,7 +47,8 @@ fn flash_attention_moves_the_modelled_bytes_and_allocates_no_t_by_t_buffer() {
     for dtype in [DType::F32, DType::BF16] {
         let emu = Emu::new().unwrap_or_else(|e| panic!("{e}"));
         let up = |dims: &[usize], rng: &mut Rng| {
-            emu.upload_f32(dims, &rng.normal_vec(dims.iter().product(), 1.0), dtype).unwrap()
+            emu.upload_f32(dims, &rng.normal_vec(dims.iter().product(), 1.0), dtype)
+                .unwrap()
         };
         let q = up(&[b, t, nh, hs], &mut rng);
         let k = up(&[b, t, nkv, hs], &mut rng);
@@ -57,13 +61,26 @@ fn flash_attention_moves_the_modelled_bytes_and_allocates_no_t_by_t_buffer() {
         let base = emu.allocated_bytes();
         let fwd = emu.attention_fwd(&q, &k, &v, &valid, scale).unwrap();
         let fwd_out = bytes(&fwd.out) + bytes(&fwd.lse);
-        assert_eq!(emu.peak_allocated_bytes() - base, fwd_out, "{dtype}: forward temporaries");
+        assert_eq!(
+            emu.peak_allocated_bytes() - base,
+            fwd_out,
+            "{dtype}: forward temporaries"
+        );
         emu.reset_peak_allocated_bytes();
-        let g = emu.attention_bwd(&q, &k, &v, &valid, &fwd.out, &fwd.lse, &dout, scale).unwrap();
+        let g = emu
+            .attention_bwd(&q, &k, &v, &valid, &fwd.out, &fwd.lse, &dout, scale)
+            .unwrap();
         let d_bytes = b * nh * t * 4;
         let bwd_out = bytes(&g.dq) + bytes(&g.dk) + bytes(&g.dv) + d_bytes;
-        assert_eq!(emu.peak_allocated_bytes() - base - fwd_out, bwd_out, "{dtype}: backward temporaries");
-        assert!(bwd_out + fwd_out < t * t * 4, "a T×T f32 buffer would stand out at this size");
+        assert_eq!(
+            emu.peak_allocated_bytes() - base - fwd_out,
+            bwd_out,
+            "{dtype}: backward temporaries"
+        );
+        assert!(
+            bwd_out + fwd_out < t * t * 4,
+            "a T×T f32 buffer would stand out at this size"
+        );
 
         let model = io_model_bytes(&dims, dtype);
         let (fwd_bytes, fwd_sectors) = counted(&emu, "attention_fwd_");
@@ -76,7 +93,10 @@ fn flash_attention_moves_the_modelled_bytes_and_allocates_no_t_by_t_buffer() {
             println!(
                 "{dtype} {what}: counted {got} B ({sectors} B of sectors), model {want} B, ratio {ratio:.3}"
             );
-            assert!((0.9..=1.1).contains(&ratio), "{dtype} {what}: {got} counted vs {want} modelled");
+            assert!(
+                (0.9..=1.1).contains(&ratio),
+                "{dtype} {what}: {got} counted vs {want} modelled"
+            );
         }
     }
 }

@@ -28,6 +28,12 @@
 //! forward runs in parallel over (batch, query head, block); the backward over (batch, key/value
 //! head), each task summing its group's heads and blocks in a fixed order, so results do not
 //! depend on the number of threads.
+//!
+//! GPU backends (`gpu.rs`): the flash kernels of `kernels/src/attention.cu` (forward; backward as
+//! D = dO·O, then dK/dV per key tile, then dQ per query tile, no atomics and no T×T buffer) and,
+//! for at most [`DECODE_MAX_QUERIES`] queries against a cache, `kv_cache_fwd_decode`.
+//! [`io_model_bytes`] is the kernels' I/O model, which the emulator's counters are checked
+//! against.
 
 mod blocked;
 mod gpu;

@@ -2,7 +2,10 @@
 //! `kernels/src/kv_cache.cu`), generic over [`GpuBackend`], and the I/O model of the flash
 //! kernels that `rlhf kernels report` compares the emulator's counted bytes with.
 
-use super::{check_backward, check_decode, check_forward, check_mask, AttentionDims, AttentionGrads, AttentionOut, OP};
+use super::{
+    check_backward, check_decode, check_forward, check_mask, AttentionDims, AttentionGrads,
+    AttentionOut, OP,
+};
 use crate::gpu::{self, Arg, GpuBackend, Launch};
 use crate::{DType, Error, Result, Tensor};
 
@@ -35,21 +38,37 @@ pub struct AttentionIo {
 /// like the forward. Padding only lowers what the kernels read.
 pub fn io_model_bytes(dims: &AttentionDims, dtype: DType) -> AttentionIo {
     let s = dtype.size_in_bytes() as u64;
-    let [b, tq, tk, nh, nkv, hs] =
-        [dims.batch, dims.q_len, dims.kv_len, dims.heads, dims.kv_heads, dims.head_size].map(|x| x as u64);
+    let [b, tq, tk, nh, nkv, hs] = [
+        dims.batch,
+        dims.q_len,
+        dims.kv_len,
+        dims.heads,
+        dims.kv_heads,
+        dims.head_size,
+    ]
+    .map(|x| x as u64);
     let shift = tk - tq;
     let (qt, kt) = (QUERY_TILE as u64, BWD_KEY_TILE as u64);
     // Keys visible to each forward/dq query tile: up to the tile's last query's position.
-    let visible: u64 = (0..tq).step_by(qt as usize).map(|i0| shift + (i0 + qt).min(tq)).sum();
+    let visible: u64 = (0..tq)
+        .step_by(qt as usize)
+        .map(|i0| shift + (i0 + qt).min(tq))
+        .sum();
     let kv_stream = b * nh * visible * (2 * hs * s + 4);
     let rows = b * nh * tq;
     let forward = rows * (2 * hs * s + 4) + kv_stream;
     // Queries that see each dK/dV key tile's first key.
-    let seen: u64 = (0..tk).step_by(kt as usize).map(|j0| tq - j0.saturating_sub(shift).min(tq)).sum();
+    let seen: u64 = (0..tk)
+        .step_by(kt as usize)
+        .map(|j0| tq - j0.saturating_sub(shift).min(tq))
+        .sum();
     let prep = rows * (2 * hs * s + 4);
     let dkdv = b * nkv * tk * (4 * hs * s + 4) + b * nh * seen * (2 * hs * s + 8);
     let dq = rows * (3 * hs * s + 8) + kv_stream;
-    AttentionIo { forward, backward: prep + dkdv + dq }
+    AttentionIo {
+        forward,
+        backward: prep + dkdv + dq,
+    }
 }
 
 /// The kernels' size arguments `Tq, Tk, cap, NH, NKV, HS`, after checking HS and 32-bit sizes.
@@ -57,10 +76,27 @@ fn shape_args(d: &AttentionDims) -> Result<[u32; 6]> {
     if d.head_size > MAX_HEAD_SIZE {
         return Err(Error::shape(
             OP,
-            format!("head size HS={} exceeds the kernels' maximum of {MAX_HEAD_SIZE}", d.head_size),
+            format!(
+                "head size HS={} exceeds the kernels' maximum of {MAX_HEAD_SIZE}",
+                d.head_size
+            ),
         ));
     }
-    gpu::dim_u32(OP, "B·cap·NKV·HS", d.batch * d.kv_capacity * d.kv_heads * d.head_size)?;
+    // Heads and batch entries index the grid's y and z, which CUDA caps at 65535.
+    if d.heads > 65535 || d.batch > 65535 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "B={} and NH={} must be at most 65535 (grid y and z)",
+                d.batch, d.heads
+            ),
+        ));
+    }
+    gpu::dim_u32(
+        OP,
+        "B·cap·NKV·HS",
+        d.batch * d.kv_capacity * d.kv_heads * d.head_size,
+    )?;
     gpu::dim_u32(OP, "B·Tq·NH·HS", d.batch * d.q_len * d.heads * d.head_size)?;
     let u = |name, v| gpu::dim_u32(OP, name, v);
     Ok([
@@ -82,12 +118,20 @@ fn push_shape<G: GpuBackend>(args: &mut Vec<Arg<'_, G>>, shape: [u32; 6], scale:
 /// A launch of `threads`-thread blocks over `(tiles, heads, B)`.
 fn grid(tiles: usize, heads: usize, batch: usize, threads: u32) -> Launch {
     let dim = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
-    Launch { grid: [dim(tiles), dim(heads), dim(batch)], block: [threads, 1, 1], shared_bytes: 0 }
+    Launch {
+        grid: [dim(tiles), dim(heads), dim(batch)],
+        block: [threads, 1, 1],
+        shared_bytes: 0,
+    }
 }
 
 /// Checks the key mask's values on the host (the kernels read any nonzero as a token), with the
 /// Cpu's message.
-fn check_mask_gpu<G: GpuBackend>(gpu: &G, key_valid: &Tensor<G>, dims: &AttentionDims) -> Result<()> {
+fn check_mask_gpu<G: GpuBackend>(
+    gpu: &G,
+    key_valid: &Tensor<G>,
+    dims: &AttentionDims,
+) -> Result<()> {
     check_mask(&gpu.download_u32(key_valid)?, dims)
 }
 
@@ -114,9 +158,21 @@ fn flash_forward<G: GpuBackend>(
     let shape = shape_args(dims)?;
     let out = gpu::alloc(gpu, q.dims(), q.dtype())?;
     let lse = gpu::alloc(gpu, &dims.lse_dims(), DType::F32)?;
-    let mut args = vec![Arg::In(q), Arg::In(k), Arg::In(v), Arg::In(key_valid), Arg::Out(&out), Arg::Out(&lse)];
+    let mut args = vec![
+        Arg::In(q),
+        Arg::In(k),
+        Arg::In(v),
+        Arg::In(key_valid),
+        Arg::Out(&out),
+        Arg::Out(&lse),
+    ];
     push_shape(&mut args, shape, scale);
-    let launch = grid(dims.q_len.div_ceil(QUERY_TILE), dims.heads, dims.batch, THREADS);
+    let launch = grid(
+        dims.q_len.div_ceil(QUERY_TILE),
+        dims.heads,
+        dims.batch,
+        THREADS,
+    );
     gpu::launch(gpu, "attention_fwd", q.dtype(), launch, &args)?;
     Ok(AttentionOut { out, lse })
 }
@@ -178,23 +234,57 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
     let rows = dims.batch * dims.q_len * dims.heads;
     let [tq, _, _, nh, _, hs] = shape;
     let n = gpu::dim_u32(OP, "B·Tq·NH", rows)?;
-    let args = [Arg::In(out), Arg::In(dout), Arg::Out(&d), Arg::U32(n), Arg::U32(tq), Arg::U32(nh), Arg::U32(hs)];
+    let args = [
+        Arg::In(out),
+        Arg::In(dout),
+        Arg::Out(&d),
+        Arg::U32(n),
+        Arg::U32(tq),
+        Arg::U32(nh),
+        Arg::U32(hs),
+    ];
     let per_warp = Launch::linear(u32::try_from(rows.div_ceil(8)).unwrap_or(u32::MAX), THREADS);
     gpu::launch(gpu, "attention_bwd_prep", dtype, per_warp, &args)?;
 
     let dk = gpu::alloc(gpu, k.dims(), dtype)?;
     let dv = gpu::alloc(gpu, v.dims(), dtype)?;
-    let mut args = vec![Arg::In(q), Arg::In(k), Arg::In(v), Arg::In(key_valid), Arg::In(lse), Arg::In(&d), Arg::In(dout)];
+    let mut args = vec![
+        Arg::In(q),
+        Arg::In(k),
+        Arg::In(v),
+        Arg::In(key_valid),
+        Arg::In(lse),
+        Arg::In(&d),
+        Arg::In(dout),
+    ];
     args.extend([Arg::Out(&dk), Arg::Out(&dv)]);
     push_shape(&mut args, shape, scale);
-    let launch = grid(dims.kv_len.div_ceil(BWD_KEY_TILE), dims.kv_heads, dims.batch, THREADS);
+    let launch = grid(
+        dims.kv_len.div_ceil(BWD_KEY_TILE),
+        dims.kv_heads,
+        dims.batch,
+        THREADS,
+    );
     gpu::launch(gpu, "attention_bwd", dtype, launch, &args)?;
 
     let dq = gpu::alloc(gpu, q.dims(), dtype)?;
-    let mut args = vec![Arg::In(q), Arg::In(k), Arg::In(v), Arg::In(key_valid), Arg::In(lse), Arg::In(&d), Arg::In(dout)];
+    let mut args = vec![
+        Arg::In(q),
+        Arg::In(k),
+        Arg::In(v),
+        Arg::In(key_valid),
+        Arg::In(lse),
+        Arg::In(&d),
+        Arg::In(dout),
+    ];
     args.push(Arg::Out(&dq));
     push_shape(&mut args, shape, scale);
-    let launch = grid(dims.q_len.div_ceil(QUERY_TILE), dims.heads, dims.batch, THREADS);
+    let launch = grid(
+        dims.q_len.div_ceil(QUERY_TILE),
+        dims.heads,
+        dims.batch,
+        THREADS,
+    );
     gpu::launch(gpu, "attention_bwd_dq", dtype, launch, &args)?;
     Ok(AttentionGrads { dq, dk, dv })
 }
