@@ -4,7 +4,7 @@
 //! emulator's allocation high-water mark, which sees temporaries freed before the op returns).
 
 use runtime::ops::attention::{io_model_bytes, AttentionDims};
-use runtime::{Backend, DType, Emu, Tensor};
+use runtime::{Backend, DType, Emu, Error, Tensor};
 
 use crate::common::Rng;
 
@@ -99,4 +99,16 @@ fn flash_attention_moves_the_modelled_bytes_and_allocates_no_t_by_t_buffer() {
             );
         }
     }
+}
+
+/// The kernels' register tiles stop at HS = 128: a larger head is a shape error naming it, not a
+/// wrong answer (the Cpu backend has no such limit).
+#[test]
+fn head_sizes_past_the_kernels_maximum_are_shape_errors() {
+    let emu = Emu::new().unwrap_or_else(|e| panic!("{e}"));
+    let x = emu.zeros(&[1, 2, 1, 130], DType::F32).unwrap();
+    let valid = emu.upload_u32(&[1, 2], &[1, 1]).unwrap();
+    let err = emu.attention_fwd(&x, &x, &x, &valid, 0.1).unwrap_err();
+    assert!(matches!(err, Error::Shape { op: "attention", .. }), "{err}");
+    assert!(err.to_string().contains("HS=130"), "{err}");
 }
