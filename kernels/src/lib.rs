@@ -198,6 +198,10 @@ pub const HEADERS: &[Header] = &[
         file: "masked_loss.cuh",
         code: include_str!("masked_loss.cuh"),
     },
+    Header {
+        file: "attention.cuh",
+        code: include_str!("attention.cuh"),
+    },
 ];
 
 /// Every embedded source, in a fixed order.
@@ -374,6 +378,41 @@ pub const SOURCES: &[Source] = &[
         "grad_norm",
         entries!("grad_norm";
             "grad_norm_fwd_sumsq" [F32, BF16] (x: In<T>, partial: Out<F32>, n: U32, G: U32);
+        )
+    ),
+    source!(
+        "rope",
+        entries!("rope";
+            "rope_fwd" [F32, BF16] (x: In<T>, positions: In<U32>, inv_freq: In<F32>, y: Out<T>,
+                N: U32, NH: U32, HS: U32);
+            "rope_bwd" [F32, BF16] (dy: In<T>, positions: In<U32>, inv_freq: In<F32>, dx: Out<T>,
+                N: U32, NH: U32, HS: U32);
+        )
+    ),
+    source!(
+        "attention",
+        entries!("attention";
+            "attention_fwd" [F32, BF16] (q: In<T>, k: In<T>, v: In<T>, key_valid: In<U32>,
+                out: Out<T>, lse: Out<F32>, Tq: U32, Tk: U32, cap: U32, NH: U32, NKV: U32,
+                HS: U32, scale: F32);
+            "attention_bwd_prep" [F32, BF16]
+                (out: In<T>, dout: In<T>, D: Out<F32>, N: U32, Tq: U32, NH: U32, HS: U32);
+            "attention_bwd" [F32, BF16] (q: In<T>, k: In<T>, v: In<T>, key_valid: In<U32>,
+                lse: In<F32>, D: In<F32>, dout: In<T>, dk: Out<T>, dv: Out<T>, Tq: U32, Tk: U32,
+                cap: U32, NH: U32, NKV: U32, HS: U32, scale: F32);
+            "attention_bwd_dq" [F32, BF16] (q: In<T>, k: In<T>, v: In<T>, key_valid: In<U32>,
+                lse: In<F32>, D: In<F32>, dout: In<T>, dq: Out<T>, Tq: U32, Tk: U32, cap: U32,
+                NH: U32, NKV: U32, HS: U32, scale: F32);
+        )
+    ),
+    source!(
+        "kv_cache",
+        entries!("kv_cache";
+            "kv_cache_fwd_write" [F32, BF16]
+                (cache: Out<T>, src: In<T>, n: U32, chunk: U32, stride: U32, offset: U32);
+            "kv_cache_fwd_decode" [F32, BF16] (q: In<T>, k_cache: In<T>, v_cache: In<T>,
+                key_valid: In<U32>, out: Out<T>, lse: Out<F32>, Tq: U32, kv_len: U32, cap: U32,
+                NH: U32, NKV: U32, HS: U32, scale: F32);
         )
     ),
 ];

@@ -80,7 +80,7 @@ fn reference(c: &Case, q: &[f64], k: &[f64], v: &[f64], valid: &[u32]) -> (Vec<f
     (out, lse)
 }
 
-const SMALL_CASES: [Case; 7] = [
+const SMALL_CASES: [Case; 8] = [
     // T = 1.
     Case { b: 1, tq: 1, tk: 1, nh: 2, nkv: 1, hs: 8, pads: &[(0, 0)] },
     // Training, GQA ratio 1, unpadded + left-padded + right-padded in one batch.
@@ -95,11 +95,14 @@ const SMALL_CASES: [Case; 7] = [
     Case { b: 2, tq: 5, tk: 5, nh: 2, nkv: 1, hs: 8, pads: &[(5, 0), (1, 1)] },
     // More queries than one Cpu query block.
     Case { b: 1, tq: 70, tk: 70, nh: 2, nkv: 1, hs: 8, pads: &[(3, 4)] },
+    // GQA ratio 4, fewer queries than keys, a head size that is not a multiple of 4.
+    Case { b: 1, tq: 6, tk: 11, nh: 4, nkv: 1, hs: 5, pads: &[(1, 2)] },
 ];
 
-const LARGE_CASES: [Case; 2] = [
+const LARGE_CASES: [Case; 3] = [
     Case { b: 2, tq: 77, tk: 77, nh: 4, nkv: 2, hs: 64, pads: &[(5, 0), (0, 9)] },
     Case { b: 2, tq: 37, tk: 100, nh: 2, nkv: 2, hs: 64, pads: &[(11, 0), (0, 0)] },
+    Case { b: 1, tq: 40, tk: 40, nh: 4, nkv: 1, hs: 128, pads: &[(0, 3)] },
 ];
 
 struct Inputs {
@@ -404,6 +407,7 @@ fn attention_rejects_bad_arguments<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
+    cpu, emu;
     attention_forward_matches_reference,
     attention_backward_matches_finite_differences,
     attention_masked_rows_are_zero,

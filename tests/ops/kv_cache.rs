@@ -71,4 +71,6 @@ fn kv_cache_write_keeps_bf16_and_rejects_bad_shapes<B: Backend>(backend: &B) {
     assert!(err.to_string().contains("Tq=2"), "{err}");
 }
 
-backend_tests!(decoding_matches_full_attention, kv_cache_write_keeps_bf16_and_rejects_bad_shapes);
+backend_tests!(
+    cpu, emu;
+    decoding_matches_full_attention, kv_cache_write_keeps_bf16_and_rejects_bad_shapes);

@@ -7,6 +7,7 @@ mod common;
 
 mod adamw;
 mod attention;
+mod attention_io;
 mod bt_loss;
 mod cross_entropy;
 mod elementwise;

@@ -149,6 +149,17 @@ impl Device {
         self.global.allocated_bytes()
     }
 
+    /// The high-water mark of [`Device::allocated_bytes`] since the last
+    /// [`Device::reset_peak_allocated_bytes`] (or since the device was made).
+    pub fn peak_allocated_bytes(&self) -> usize {
+        self.global.peak_bytes()
+    }
+
+    /// Starts a new high-water mark at the bytes allocated now.
+    pub fn reset_peak_allocated_bytes(&mut self) {
+        self.global.reset_peak();
+    }
+
     pub fn launch(
         &mut self,
         module: &Module,

@@ -31,6 +31,9 @@ pub(crate) struct GlobalMemory {
     next_base: u64,
     /// Index of the allocation hit last; most warp requests stay in one allocation.
     last: usize,
+    /// Bytes of the live allocations, and their high-water mark since the last reset.
+    live: usize,
+    peak: usize,
 }
 
 impl GlobalMemory {
@@ -39,6 +42,8 @@ impl GlobalMemory {
             allocs: Vec::new(),
             next_base: DEVICE_HEAP_BASE,
             last: 0,
+            live: 0,
+            peak: 0,
         }
     }
 
@@ -59,13 +64,15 @@ impl GlobalMemory {
 
     fn insert(&mut self, a: Allocation) {
         let at = self.allocs.partition_point(|x| x.base < a.base);
+        self.live += a.data.len();
+        self.peak = self.peak.max(self.live);
         self.allocs.insert(at, a);
     }
 
     pub fn free(&mut self, base: u64) -> Result<(), EmuError> {
         let at = self.allocs.partition_point(|x| x.base < base);
         if self.allocs.get(at).is_some_and(|a| a.base == base) {
-            self.allocs.remove(at);
+            self.live -= self.allocs.remove(at).data.len();
             self.last = 0;
             Ok(())
         } else {
@@ -167,7 +174,16 @@ impl GlobalMemory {
 
     /// Bytes currently allocated.
     pub fn allocated_bytes(&self) -> usize {
-        self.allocs.iter().map(|a| a.data.len()).sum()
+        self.live
+    }
+
+    /// The most bytes allocated at once since the last [`GlobalMemory::reset_peak`].
+    pub fn peak_bytes(&self) -> usize {
+        self.peak
+    }
+
+    pub fn reset_peak(&mut self) {
+        self.peak = self.live;
     }
 }
 
@@ -192,5 +208,19 @@ mod tests {
         m.free(a).unwrap();
         assert!(m.find(a, 1).is_none());
         assert!(m.free(a).is_err());
+    }
+
+    #[test]
+    fn peak_remembers_freed_allocations_until_reset() {
+        let mut m = GlobalMemory::new();
+        let a = m.alloc(100);
+        let b = m.alloc(50);
+        m.free(b).unwrap();
+        assert_eq!((m.allocated_bytes(), m.peak_bytes()), (100, 150));
+        m.reset_peak();
+        assert_eq!(m.peak_bytes(), 100);
+        m.free(a).unwrap();
+        m.alloc(30);
+        assert_eq!((m.allocated_bytes(), m.peak_bytes()), (30, 100));
     }
 }

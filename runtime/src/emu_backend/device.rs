@@ -57,6 +57,15 @@ impl EmuDevice {
         lock(&self.memory).allocated_bytes()
     }
 
+    /// The most bytes held at once since the last reset (or since the device was made).
+    pub(crate) fn peak_allocated_bytes(&self) -> usize {
+        lock(&self.memory).peak_allocated_bytes()
+    }
+
+    pub(crate) fn reset_peak_allocated_bytes(&self) {
+        lock(&self.memory).reset_peak_allocated_bytes()
+    }
+
     /// The module of `op`'s source, compiled and parsed on first use.
     fn module(&self, op: &'static str) -> Result<Arc<Module>> {
         let mut modules = lock(&self.modules);

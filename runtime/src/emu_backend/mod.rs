@@ -64,6 +64,18 @@ impl Emu {
         self.device.allocated_bytes()
     }
 
+    /// The high-water mark of [`Emu::allocated_bytes`] since the last
+    /// [`Emu::reset_peak_allocated_bytes`]: what shows a temporary buffer an op allocated and
+    /// freed before returning.
+    pub fn peak_allocated_bytes(&self) -> usize {
+        self.device.peak_allocated_bytes()
+    }
+
+    /// Starts a new high-water mark at the bytes allocated now.
+    pub fn reset_peak_allocated_bytes(&self) {
+        self.device.reset_peak_allocated_bytes()
+    }
+
     /// The emulator's counters summed per kernel entry point over every launch so far (global
     /// bytes, 32-byte sectors, shared wavefronts, barriers, ...), sorted by name.
     pub fn kernel_stats(&self) -> Vec<(&'static str, KernelStats)> {

@@ -3,16 +3,14 @@
 //! Both backends dispatch every op to the same generic launcher `ops::<op>::*_gpu`, so the list
 //! is written once, as a macro expanded per backend, rather than kept twice in step. What differs
 //! between them is behind [`GpuBackend`]: the device (memory, module loading, launch) and GEMM
-//! (the project's kernel on Emu; cuBLAS or the kernel on Cuda). Ops without a kernel yet return
-//! `no_kernel("<op>")`, an error naming the backend, rather than falling back to the Cpu, so a
-//! test that passes on a GPU backend really ran a kernel.
+//! (the project's kernel on Emu; cuBLAS or the kernel on Cuda). Every op runs a kernel: nothing
+//! falls back to the Cpu, so a test that passes on a GPU backend really ran one.
 //!
-//! The `impl` inside the macro is written at the left margin, as it would be outside one, and
-//! each expansion sits in its own anonymous `const` so that it can carry its own `no_kernel`.
+//! The `impl` inside the macro is written at the left margin, as it would be outside one.
 
 use crate::gpu::{transfer, GpuBackend, GpuBuffer};
 use crate::ops::adamw::{self, AdamW};
-use crate::ops::attention::{AttentionGrads, AttentionOut};
+use crate::ops::attention::{self, AttentionGrads, AttentionOut};
 use crate::ops::cross_entropy::{self, CrossEntropyOut};
 use crate::ops::bt_loss::{self, BtLossGrads, BtPairs};
 use crate::ops::gae::{self, GaeOut};
@@ -26,22 +24,12 @@ use crate::ops::ppo_loss::{self, PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
 use crate::ops::swiglu::{self, SwiGluGrads};
 use crate::ops::value_loss::{self, ValueLossConfig, ValueLossOut};
-use crate::ops::{elementwise, embedding, gelu, grad_norm};
-use crate::{Backend, DType, Error, Result, Tensor};
+use crate::ops::{elementwise, embedding, gelu, grad_norm, kv_cache, rope};
+use crate::{Backend, DType, Result, Tensor};
 
 /// `impl Backend for $backend` (buffers on `$device`), whose errors name the backend `$name`.
 macro_rules! gpu_backend {
     ($backend:ty, $device:ty, $name:literal) => {
-const _: () = {
-
-/// The error of an op that has no CUDA kernel yet.
-fn no_kernel<T>(op: &str) -> Result<T> {
-    Err(Error::Backend {
-        backend: $name,
-        msg: format!("no CUDA kernel for {op} yet"),
-    })
-}
-
 impl Backend for $backend {
     type Buffer = GpuBuffer<$device>;
 
@@ -182,66 +170,66 @@ impl Backend for $backend {
 
     fn rope_fwd(
         &self,
-        _x: &Tensor<Self>,
-        _pos: &Tensor<Self>,
-        _theta: f32,
+        x: &Tensor<Self>,
+        pos: &Tensor<Self>,
+        theta: f32,
     ) -> Result<Tensor<Self>> {
-        no_kernel("rope_fwd")
+        rope::forward_gpu(self, x, pos, theta)
     }
 
     fn rope_bwd(
         &self,
-        _dy: &Tensor<Self>,
-        _pos: &Tensor<Self>,
-        _theta: f32,
+        dy: &Tensor<Self>,
+        pos: &Tensor<Self>,
+        theta: f32,
     ) -> Result<Tensor<Self>> {
-        no_kernel("rope_bwd")
+        rope::backward_gpu(self, dy, pos, theta)
     }
 
     fn attention_fwd(
         &self,
-        _q: &Tensor<Self>,
-        _k: &Tensor<Self>,
-        _v: &Tensor<Self>,
-        _key_valid: &Tensor<Self>,
-        _softmax_scale: f32,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        softmax_scale: f32,
     ) -> Result<AttentionOut<Self>> {
-        no_kernel("attention_fwd")
+        attention::forward_gpu(self, q, k, v, key_valid, softmax_scale)
     }
 
     fn attention_decode(
         &self,
-        _q: &Tensor<Self>,
-        _k_cache: &Tensor<Self>,
-        _v_cache: &Tensor<Self>,
-        _key_valid: &Tensor<Self>,
-        _kv_len: usize,
-        _softmax_scale: f32,
+        q: &Tensor<Self>,
+        k_cache: &Tensor<Self>,
+        v_cache: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        kv_len: usize,
+        softmax_scale: f32,
     ) -> Result<AttentionOut<Self>> {
-        no_kernel("attention_decode")
+        attention::decode_gpu(self, q, k_cache, v_cache, key_valid, kv_len, softmax_scale)
     }
 
     fn kv_cache_write(
         &self,
-        _cache: &mut Tensor<Self>,
-        _new: &Tensor<Self>,
-        _start: usize,
+        cache: &mut Tensor<Self>,
+        new: &Tensor<Self>,
+        start: usize,
     ) -> Result<()> {
-        no_kernel("kv_cache_write")
+        kv_cache::write_gpu(self, cache, new, start)
     }
 
     fn attention_bwd(
         &self,
-        _q: &Tensor<Self>,
-        _k: &Tensor<Self>,
-        _v: &Tensor<Self>,
-        _key_valid: &Tensor<Self>,
-        _out: &Tensor<Self>,
-        _lse: &Tensor<Self>,
-        _dout: &Tensor<Self>,
-        _softmax_scale: f32,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        key_valid: &Tensor<Self>,
+        out: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        dout: &Tensor<Self>,
+        softmax_scale: f32,
     ) -> Result<AttentionGrads<Self>> {
-        no_kernel("attention_bwd")
+        attention::backward_gpu(self, q, k, v, key_valid, out, lse, dout, softmax_scale)
     }
 
     fn cross_entropy_fwd(
@@ -415,8 +403,6 @@ impl Backend for $backend {
         grad_norm::sum_squares_gpu(self, x)
     }
 }
-
-};
     };
 }
 

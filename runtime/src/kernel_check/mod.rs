@@ -4,7 +4,8 @@
 //! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy; `logprob`: the fused log-prob over V 5,
 //! 1000, 50257, 70000 and the KL estimators; `losses`: the RL and reward-model losses, masked
 //! whitening and GAE, with rows that have no masked token; `optim`: AdamW and the sum of squares; `gemm`: forward and
-//! backward of each GEMM kernel over awkward M×N×K, transposes, batches and bias).
+//! backward of each GEMM kernel over awkward M×N×K, transposes, batches and bias; `attention`: attention
+//! forward, backward and decoding, KV-cache writes and RoPE over ragged, padded and GQA shapes).
 //!
 //! The Cpu backend is the specification, so the check is "the kernel computes what the Cpu
 //! computes", per output tensor, element by element: `|emu − cpu| <= atol + rtol·|cpu|`, with
@@ -20,6 +21,7 @@ mod logprob;
 mod losses;
 mod optim;
 mod gemm;
+mod attention;
 mod rng;
 mod rows;
 
@@ -52,6 +54,7 @@ enum Family {
     Losses(losses::Case),
     Optim(optim::Case),
     Gemm(gemm::Case),
+    Attention(attention::Case),
 }
 
 /// One check: entry point `name` (its helper kernels run too) on one shape.
@@ -71,6 +74,7 @@ fn cases() -> Vec<Case> {
     cases.extend(losses::cases());
     cases.extend(optim::cases());
     cases.extend(gemm::cases());
+    cases.extend(attention::cases());
     for (seed, case) in (1..).zip(cases.iter_mut()) {
         case.seed = seed;
     }
@@ -86,6 +90,7 @@ fn run<B: Backend>(backend: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType)>> {
         Family::Losses(c) => losses::run(backend, c, &mut rng),
         Family::Optim(c) => optim::run(backend, c, &mut rng),
         Family::Gemm(c) => gemm::run(backend, c, &mut rng),
+        Family::Attention(c) => attention::run(backend, c, &mut rng),
     }
 }
 
@@ -180,13 +185,15 @@ mod tests {
             cases.iter().map(|c| c.name.as_str()).collect();
         for source in kernels::SOURCES {
             for entry in source.entries {
-                // The `_reduce`, `_rank` and `gemm_bwd_bias` helpers run inside their op's
-                // backward; the masked losses run their `_bwd` kernel in the op that runs their
-                // `_fwd`.
+                // The `_reduce`, `_rank`, `_prep`, `_dq` and `gemm_bwd_bias` helpers run inside
+                // their op's backward; the masked losses run their `_bwd` kernel in the op that
+                // runs their `_fwd`.
                 let masked_loss = ["ppo_loss", "grpo_loss", "value_loss"].contains(&entry.op);
                 let covered = names.contains(entry.name)
                     || entry.name.contains("_bwd_reduce_")
                     || entry.name.starts_with("gemm_bwd_bias_")
+                    || entry.name.starts_with("attention_bwd_prep_")
+                    || entry.name.starts_with("attention_bwd_dq_")
                     || entry.name == "embedding_bwd_rank_u32"
                     || (masked_loss && names.contains(entry.name.replace("_bwd_", "_fwd_").as_str()));
                 assert!(covered, "{} is not checked", entry.name);

@@ -28,12 +28,22 @@
 //! forward runs in parallel over (batch, query head, block); the backward over (batch, key/value
 //! head), each task summing its group's heads and blocks in a fixed order, so results do not
 //! depend on the number of threads.
+//!
+//! GPU backends (`gpu.rs`): the flash kernels of `kernels/src/attention.cu` (forward; backward as
+//! D = dO·O, then dK/dV per key tile, then dQ per query tile, no atomics and no T×T buffer) and,
+//! for at most [`DECODE_MAX_QUERIES`] queries against a cache, `kv_cache_fwd_decode`.
+//! [`io_model_bytes`] is the kernels' I/O model, which the emulator's counters are checked
+//! against.
 
 mod blocked;
+mod gpu;
 
 use std::fmt;
 
 use rayon::prelude::*;
+
+pub use self::gpu::{io_model_bytes, AttentionIo, DECODE_MAX_QUERIES, MAX_HEAD_SIZE};
+pub(crate) use self::gpu::{backward_gpu, decode_gpu, forward_gpu};
 
 use self::blocked::{backward_block, forward_block, BackwardScratch, HeadInputs, HeadSaved, Mat};
 use super::check;
@@ -193,9 +203,8 @@ pub fn check_backward<B: Backend>(
     Ok(dims)
 }
 
-/// The key mask as a slice, after checking that it holds only 0 and 1.
-fn key_mask<'a>(key_valid: &'a Tensor<Cpu>, dims: &AttentionDims) -> Result<&'a [u32]> {
-    let mask = u32_data(key_valid);
+/// Checks that the key mask `[B, cap]` holds only 0 and 1 (shared by every backend).
+pub(crate) fn check_mask(mask: &[u32], dims: &AttentionDims) -> Result<()> {
     if let Some(at) = mask.iter().position(|&m| m > 1) {
         let (b, j) = (at / dims.kv_capacity, at % dims.kv_capacity);
         return Err(Error::argument(
@@ -203,6 +212,13 @@ fn key_mask<'a>(key_valid: &'a Tensor<Cpu>, dims: &AttentionDims) -> Result<&'a 
             format!("key_valid[{b}, {j}] = {}, expected 0 (padding) or 1 (token)", mask[at]),
         ));
     }
+    Ok(())
+}
+
+/// The key mask as a slice, after [`check_mask`].
+fn key_mask<'a>(key_valid: &'a Tensor<Cpu>, dims: &AttentionDims) -> Result<&'a [u32]> {
+    let mask = u32_data(key_valid);
+    check_mask(mask, dims)?;
     Ok(mask)
 }
 

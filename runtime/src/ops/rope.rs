@@ -16,11 +16,16 @@
 //!
 //! Backward: the rotation is orthogonal, so `dx` is `dy` rotated by `−a_i` (the transpose):
 //! `dx[i] = dy[i]·cos + dy[i+H]·sin`, `dx[i+H] = dy[i+H]·cos − dy[i]·sin`.
+//!
+//! GPU (`kernels/src/rope.cu`): the launcher uploads [`inverse_frequencies`] (`HS/2` floats) so
+//! the kernel starts from the Cpu's bits; one thread per (token, pair) computes the angle in f32
+//! exactly as here and rotates that pair in every head.
 
 use rayon::prelude::*;
 
 use super::check;
 use crate::cpu::{f32_data, from_f32, u32_data};
+use crate::gpu::{self, Arg, GpuBackend, Launch};
 use crate::{Backend, Cpu, DType, Error, Result, Tensor};
 
 const OP: &str = "rope";
@@ -121,4 +126,54 @@ pub(crate) fn backward_cpu(
     let dims = check("dy", dy, positions, theta)?;
     let dx = rotate(&f32_data(dy), u32_data(positions), dims, theta, -1.0);
     Ok(from_f32(dy.dims(), dx, dy.dtype()))
+}
+
+/// Threads per block of the RoPE kernels.
+const GPU_THREADS: u32 = 256;
+
+/// `rope_fwd` or `rope_bwd` (`stem`) over `x` (`dy`), checked as `arg`.
+fn rotate_gpu<G: GpuBackend>(
+    gpu: &G,
+    (stem, arg): (&str, &'static str),
+    x: &Tensor<G>,
+    positions: &Tensor<G>,
+    theta: f32,
+) -> Result<Tensor<G>> {
+    let dims = check(arg, x, positions, theta)?;
+    let tokens = dims.batch * dims.seq_len;
+    gpu::dim_u32(OP, "B·T·NH·HS", x.numel())?;
+    let pairs = gpu::dim_u32(OP, "B·T·HS/2", tokens * (dims.head_size / 2))?;
+    let inv_freq = inverse_frequencies(theta, dims.head_size);
+    let inv_freq = gpu.upload_f32(&[inv_freq.len()], &inv_freq, DType::F32)?;
+    let y = gpu::alloc(gpu, x.dims(), x.dtype())?;
+    let args = [
+        Arg::In(x),
+        Arg::In(positions),
+        Arg::In(&inv_freq),
+        Arg::Out(&y),
+        Arg::U32(gpu::dim_u32(OP, "B·T", tokens)?),
+        Arg::U32(gpu::dim_u32(OP, "NH", dims.heads)?),
+        Arg::U32(gpu::dim_u32(OP, "HS", dims.head_size)?),
+    ];
+    let launch = Launch::linear(pairs.div_ceil(GPU_THREADS), GPU_THREADS);
+    gpu::launch(gpu, stem, x.dtype(), launch, &args)?;
+    Ok(y)
+}
+
+pub(crate) fn forward_gpu<G: GpuBackend>(
+    gpu: &G,
+    x: &Tensor<G>,
+    positions: &Tensor<G>,
+    theta: f32,
+) -> Result<Tensor<G>> {
+    rotate_gpu(gpu, ("rope_fwd", "x"), x, positions, theta)
+}
+
+pub(crate) fn backward_gpu<G: GpuBackend>(
+    gpu: &G,
+    dy: &Tensor<G>,
+    positions: &Tensor<G>,
+    theta: f32,
+) -> Result<Tensor<G>> {
+    rotate_gpu(gpu, ("rope_bwd", "dy"), dy, positions, theta)
 }
