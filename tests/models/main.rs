@@ -3,8 +3,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod batch_invariance;
 mod checkpoint_errors;
 mod config;
+mod emu_matches_cpu;
 mod fixtures;
 mod generate;
 mod gradient;
