@@ -7,6 +7,7 @@
 //! re-reads its rows, spills a `[N, V]` or `T×T` intermediate to global memory, or reads
 //! uncoalesced shows up here as a ratio well above 1 or low coalescing.
 
+use crate::ops::attention::{io_model_bytes, AttentionDims};
 use crate::{Backend, DType, Emu, Result};
 
 /// One op at one shape: what the emulator counted against the model.
@@ -33,12 +34,18 @@ impl IoCheck {
     }
 }
 
+/// Runs a case's op on a device.
+type RunOp = Box<dyn Fn(&Emu) -> Result<()>>;
+
 /// A case: its report names, the model's bytes, and the op run on a fresh device.
 struct IoCase {
     kernel: String,
+    /// The entry points counted: those whose names start with this (an op's helper kernels
+    /// count with it; kernels that only prepare the inputs do not).
+    counted: &'static str,
     shape: String,
     model_bytes: u64,
-    run: Box<dyn Fn(&Emu) -> Result<()>>,
+    run: RunOp,
 }
 
 /// Every case, in report order.
@@ -47,6 +54,10 @@ fn cases() -> Vec<IoCase> {
     for dtype in [DType::F32, DType::BF16] {
         cases.push(cross_entropy_fwd(64, 50257, dtype));
         cases.push(logprob_fwd(64, 50257, dtype));
+        for t in [512, 1024] {
+            cases.push(attention(t, dtype, false));
+            cases.push(attention(t, dtype, true));
+        }
     }
     cases
 }
@@ -59,8 +70,10 @@ pub fn run_all() -> Result<Vec<IoCheck>> {
             let emu = Emu::with_sanitizer(false)?;
             (case.run)(&emu)?;
             let mut counters = crate::emu::Counters::default();
-            for (_, stats) in emu.kernel_stats() {
-                counters.accumulate(&stats.counters);
+            for (name, stats) in emu.kernel_stats() {
+                if name.starts_with(case.counted) {
+                    counters.accumulate(&stats.counters);
+                }
             }
             Ok(IoCheck {
                 kernel: case.kernel,
@@ -81,6 +94,7 @@ fn cross_entropy_fwd(rows: usize, vocab: usize, dtype: DType) -> IoCase {
     let model = rows * vocab * dtype.size_in_bytes() + 4 * rows + 8 * rows;
     IoCase {
         kernel: format!("cross_entropy_fwd_{dtype}"),
+        counted: "cross_entropy_fwd",
         shape: format!("[{rows}, {vocab}]"),
         model_bytes: model as u64,
         run: Box::new(move |emu| {
@@ -97,12 +111,54 @@ fn logprob_fwd(rows: usize, vocab: usize, dtype: DType) -> IoCase {
     let model = rows * vocab * dtype.size_in_bytes() + 4 * rows + 12 * rows;
     IoCase {
         kernel: format!("logprob_fwd_{dtype}"),
+        counted: "logprob_fwd",
         shape: format!("[{rows}, {vocab}]"),
         model_bytes: model as u64,
         run: Box::new(move |emu| {
             let logits = emu.zeros(&[rows, vocab], dtype)?;
             let targets = emu.upload_u32(&[rows], &vec![1; rows])?;
             emu.logprob_fwd(&logits, &targets, 1.0).map(drop)
+        }),
+    }
+}
+
+/// Causal flash attention, B = 1, NH = 2 query heads sharing NKV = 1 key/value head, HS = 64, T
+/// queries and keys, forward or backward (`attention_bwd_prep`, `_bwd`, `_bwd_dq`): the model of
+/// `kernels/src/attention.cu` (`attention::io_model_bytes`): Q and O once, K and V once per query
+/// tile up to the tile's last visible key; no `T×T` term, since no score matrix reaches global
+/// memory.
+fn attention(t: usize, dtype: DType, backward: bool) -> IoCase {
+    let (heads, kv_heads, head_size) = (2, 1, 64);
+    let dims = AttentionDims {
+        batch: 1,
+        q_len: t,
+        kv_len: t,
+        kv_capacity: t,
+        heads,
+        kv_heads,
+        head_size,
+    };
+    let model = io_model_bytes(&dims, dtype);
+    let (stem, counted, model_bytes) = if backward {
+        ("attention_bwd", "attention_bwd", model.backward)
+    } else {
+        ("attention_fwd", "attention_fwd", model.forward)
+    };
+    IoCase {
+        kernel: format!("{stem}_{dtype}"),
+        counted,
+        shape: format!("B 1, T {t}, NH {heads}, NKV {kv_heads}, HS {head_size}"),
+        model_bytes,
+        run: Box::new(move |emu| {
+            let q = emu.zeros(&[1, t, heads, head_size], dtype)?;
+            let kv = emu.zeros(&[1, t, kv_heads, head_size], dtype)?;
+            let valid = emu.upload_u32(&[1, t], &vec![1; t])?;
+            let scale = 1.0 / (head_size as f32).sqrt();
+            let out = emu.attention_fwd(&q, &kv, &kv, &valid, scale)?;
+            if backward {
+                emu.attention_bwd(&q, &kv, &kv, &valid, &out.out, &out.lse, &q, scale)?;
+            }
+            Ok(())
         }),
     }
 }
