@@ -49,4 +49,4 @@ fn sequence_logprobs_do_not_depend_on_the_batch<B: Backend>(backend: &B) {
     }
 }
 
-backend_tests!(emu; sequence_logprobs_do_not_depend_on_the_batch);
+backend_tests!(emu, cuda; sequence_logprobs_do_not_depend_on_the_batch);

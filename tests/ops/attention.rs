@@ -407,7 +407,7 @@ fn attention_rejects_bad_arguments<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     attention_forward_matches_reference,
     attention_backward_matches_finite_differences,
     attention_masked_rows_are_zero,

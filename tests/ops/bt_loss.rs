@@ -235,7 +235,7 @@ fn reward_losses_reject_bad_arguments<B: Backend>(backend: &B) {
     assert!(matches!(err, Error::DType { op: "binary_reward_loss_fwd", arg: "reward", .. }), "{err}");
 }
 
-backend_tests!(cpu, emu;
+backend_tests!(cpu, emu, cuda;
     bt_loss_matches_hand_computed_values,
     binary_loss_matches_hand_computed_values,
     bt_loss_matches_reference_and_finite_differences,

@@ -173,7 +173,7 @@ fn cross_entropy_row_is_batch_invariant<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     cross_entropy_row_is_batch_invariant,
     cross_entropy_forward_matches_reference,
     cross_entropy_huge_logits_are_stable,

@@ -124,7 +124,7 @@ fn gae_rejects_bad_arguments<B: Backend>(backend: &B) {
     assert!(err.to_string().contains("row 1, column 4"), "{err}");
 }
 
-backend_tests!(cpu, emu;
+backend_tests!(cpu, emu, cuda;
     gae_matches_hand_computed_values,
     gae_matches_reference,
     gae_bf16_within_bf16_tolerance,

@@ -167,7 +167,7 @@ fn gemm_rejects_bad_shapes_and_dtypes<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     gemm_forward_matches_reference,
     gemm_backward_matches_finite_differences,
     gemm_bf16_within_bf16_tolerance,

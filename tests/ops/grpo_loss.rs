@@ -146,7 +146,7 @@ fn grpo_loss_rejects_bad_arguments<B: Backend>(backend: &B) {
     assert!(backend.grpo_loss(&x, &x, Some(&x), &x, &mask, &seq).is_ok());
 }
 
-backend_tests!(cpu, emu;
+backend_tests!(cpu, emu, cuda;
     grpo_loss_matches_hand_computed_values,
     grpo_loss_matches_reference_and_finite_differences,
     grpo_loss_rejects_bad_arguments,

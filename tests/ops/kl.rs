@@ -107,7 +107,7 @@ fn kl_rejects_bad_arguments<B: Backend>(backend: &B) {
     assert!(msg.contains("dkl") && msg.contains("[2, 4]"), "{msg}");
 }
 
-backend_tests!(cpu, emu;
+backend_tests!(cpu, emu, cuda;
     kl_forward_matches_reference,
     kl_backward_matches_finite_differences,
     kl_bf16_within_bf16_tolerance,

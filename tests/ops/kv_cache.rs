@@ -72,5 +72,5 @@ fn kv_cache_write_keeps_bf16_and_rejects_bad_shapes<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     decoding_matches_full_attention, kv_cache_write_keeps_bf16_and_rejects_bad_shapes);

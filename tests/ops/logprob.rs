@@ -303,7 +303,7 @@ fn logprob_rejects_bad_arguments<B: Backend>(backend: &B) {
     assert!(matches!(err, Error::Argument { op: "logprob_bwd", .. }), "{err}");
 }
 
-backend_tests!(cpu, emu;
+backend_tests!(cpu, emu, cuda;
     logprob_forward_matches_reference,
     logprob_huge_logits_are_stable,
     logprob_minus_infinity_logits_are_masked_out,

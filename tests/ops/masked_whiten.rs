@@ -112,7 +112,7 @@ fn masked_whiten_rejects_bad_arguments<B: Backend>(backend: &B) {
     assert!(err.to_string().contains("row 1, column 1"), "{err}");
 }
 
-backend_tests!(cpu, emu;
+backend_tests!(cpu, emu, cuda;
     masked_whiten_matches_hand_computed_values,
     masked_whiten_matches_reference,
     masked_whiten_bf16_within_bf16_tolerance,

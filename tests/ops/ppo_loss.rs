@@ -264,7 +264,7 @@ fn ppo_loss_rejects_bad_arguments<B: Backend>(backend: &B) {
     }
 }
 
-backend_tests!(cpu, emu;
+backend_tests!(cpu, emu, cuda;
     ppo_loss_matches_hand_computed_values,
     ppo_loss_matches_reference_and_finite_differences,
     ppo_loss_bf16_within_bf16_tolerance,

@@ -224,7 +224,7 @@ fn rope_rejects_bad_arguments<B: Backend>(backend: &B) {
 }
 
 backend_tests!(
-    cpu, emu;
+    cpu, emu, cuda;
     rope_forward_matches_reference,
     rope_mirrors_the_float32_angle_at_large_positions,
     rope_small_positions_match_exact_angles,

@@ -154,7 +154,7 @@ fn value_loss_rejects_bad_arguments<B: Backend>(backend: &B) {
     }
 }
 
-backend_tests!(cpu, emu;
+backend_tests!(cpu, emu, cuda;
     value_loss_matches_hand_computed_values,
     value_loss_matches_reference_and_finite_differences,
     value_loss_bf16_within_bf16_tolerance,
