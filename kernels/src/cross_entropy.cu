@@ -36,7 +36,9 @@ __device__ __forceinline__ void cross_entropy_fwd(const T* __restrict__ logits,
     const T* lr = logits + row * V;
 
     LogSumExp state = lse_empty();
-    row_reduce_each(lr, V, [&](u32, float x) { lse_add(state, x); });
+    row_reduce_chunks(lr, V, [&](const float(&x)[Pack<T>::LEN], int count) {
+        for (int k = 0; k < count; ++k) lse_add(state, x[k]);
+    });
     const float row_lse = block_lse(state, scratch);
 
     if (threadIdx.x == 0) {

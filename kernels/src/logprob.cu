@@ -24,20 +24,18 @@
 // scoring a row alone and inside batches of 5 rows with other neighbours and offsets).
 //
 // Loads: a row starts at row·V·sizeof(T) bytes, which is 16-byte aligned only when V·sizeof(T)
-// is. Chunks are read with 16-byte loads of the aligned packs around them: a warp loads 32
-// consecutive aligned packs, each lane takes the next lane's pack with a shuffle and funnel-
-// shifts the pair into its chunk; lane 31 loads the 33rd pack itself. Warps whose chunks touch
-// the row's first or last pack (or any pack outside the row) read their chunks element by element
-// instead, in the same order. For an aligned row no shuffle is needed. Bytes read:
+// is. The chunks stream through row_stream.cuh's row_reduce_chunks: 16-byte loads of the aligned
+// packs around them, a shuffle and a funnel shift per chunk, element by element at the row's two
+// ends, in the same order either way. Bytes read:
 // N·V·S (+ N·V·S/32 of repeated packs when V·S is not a multiple of 16) + 4·N targets +
 // N·S target logits; written 12·N.
 //
 // logprob_bwd[_entropy]: one block of 256 threads per row (grid = N); no reduction, so any
-// thread may own any element. Elements before the row's first aligned pack and after its last are
-// written one by one; the packs in between with 16-byte loads and stores (when logits and
-// dlogits share their alignment, as they do for tensors of one shape and dtype).
+// thread may own any element: row_stream.cuh's row_map, 16-byte loads and stores between the
+// row's first and last aligned pack, element by element outside them.
 // Bytes: 2·N·V·S + 20·N (+ 4·N with dentropy).
 #include "common.cuh"
+#include "row_stream.cuh"
 
 #define LOGPROB_EXP_FLOOR (-128.0f)
 #define LOGPROB_FLT_MAX 3.402823466e38f
@@ -108,38 +106,6 @@ __device__ __forceinline__ SoftmaxState block_softmax(SoftmaxState st, SoftmaxSt
     return total;
 }
 
-// The 16 bytes that start `bytes` (< 16, even) bytes into `a`, continuing into `b`.
-__device__ __forceinline__ uint4 funnel16(uint4 a, uint4 b, u32 bytes) {
-    u32 w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-    if (bytes & 4) {
-#pragma unroll
-        for (int i = 0; i < 7; ++i) w[i] = w[i + 1];
-    }
-    if (bytes & 8) {
-#pragma unroll
-        for (int i = 0; i < 6; ++i) w[i] = w[i + 2];
-    }
-    const u32 bits = (bytes & 3) * 8;
-    return make_uint4(__funnelshift_r(w[0], w[1], bits), __funnelshift_r(w[1], w[2], bits),
-                      __funnelshift_r(w[2], w[3], bits), __funnelshift_r(w[3], w[4], bits));
-}
-
-template <typename T>
-__device__ __forceinline__ void scaled_pack(const uint4& raw, float scale,
-                                            float (&x)[Pack<T>::LEN]) {
-    Pack<T> p;
-    *reinterpret_cast<uint4*>(&p) = raw;
-#pragma unroll
-    for (int k = 0; k < Pack<T>::LEN; ++k) x[k] = scale * to_f32(p.v[k]);
-}
-
-__device__ __forceinline__ uint4 shfl_down_u4(uint4 v) {
-    return make_uint4(__shfl_down_sync(RLHF_FULL_MASK, v.x, 1),
-                      __shfl_down_sync(RLHF_FULL_MASK, v.y, 1),
-                      __shfl_down_sync(RLHF_FULL_MASK, v.z, 1),
-                      __shfl_down_sync(RLHF_FULL_MASK, v.w, 1));
-}
-
 template <typename T>
 __device__ __forceinline__ void logprob_fwd(const T* __restrict__ logits,
                                             const u32* __restrict__ targets,
@@ -152,39 +118,13 @@ __device__ __forceinline__ void logprob_fwd(const T* __restrict__ logits,
     // The whole block leaves together, so block_softmax's barriers are reached by every thread.
     if (row >= N) return;
     const T* lr = logits + row * V;
-    // Elements between the aligned pack boundary below the row start and the row start.
-    const u32 mis = u32((reinterpret_cast<u64>(lr) & 15) / sizeof(T));
-    const T* packs = lr - mis;  // 16-byte aligned; pack p covers row elements [p·LEN − mis, +LEN)
-    const u32 lane = threadIdx.x % 32;
-    const u32 warp_first = threadIdx.x - lane;
-    const u64 chunks = (u64(V) + LEN - 1) / LEN;
 
     SoftmaxState st = softmax_empty();
-    for (u64 base = 0; base < chunks; base += blockDim.x) {
-        const u64 c = base + threadIdx.x;
-        const u64 first = base + warp_first;  // the warp's first chunk
-        // Packs first .. first+32 (33 when misaligned) must lie inside the row.
-        const bool vector = mis == 0 ? (first + 32) * LEN <= V
-                                     : first >= 1 && (first + 33) * LEN - mis <= V;
-        float x[LEN];
-        if (vector) {  // warp-uniform
-            const uint4 a = *reinterpret_cast<const uint4*>(packs + c * LEN);
-            uint4 raw = a;
-            if (mis != 0) {
-                uint4 b = shfl_down_u4(a);
-                if (lane == 31) b = *reinterpret_cast<const uint4*>(packs + (c + 1) * LEN);
-                raw = funnel16(a, b, mis * sizeof(T));
-            }
-            scaled_pack<T>(raw, scale, x);
-            softmax_fold<LEN>(st, x, LEN);
-        } else if (c < chunks) {
-            const u64 start = c * LEN;
-            const int count = int(min(u64(LEN), u64(V) - start));
+    row_reduce_chunks(lr, V, [&](float(&x)[LEN], int count) {
 #pragma unroll
-            for (int k = 0; k < LEN; ++k) x[k] = k < count ? scale * to_f32(lr[start + k]) : 0.0f;
-            softmax_fold<LEN>(st, x, count);
-        }
-    }
+        for (int k = 0; k < LEN; ++k) x[k] *= scale;
+        softmax_fold<LEN>(st, x, count);
+    });
     const SoftmaxState total = block_softmax(st, scratch);
 
     if (threadIdx.x == 0) {
@@ -217,7 +157,6 @@ __device__ __forceinline__ void logprob_bwd(const T* __restrict__ logits,
                                             const float* __restrict__ dlogprob,
                                             const float* __restrict__ dentropy,
                                             T* __restrict__ dlogits, u32 N, u32 V, float scale) {
-    constexpr int LEN = Pack<T>::LEN;
     const u64 row = blockIdx.x;
     if (row >= N) return;
     const T* lr = logits + row * V;
@@ -228,33 +167,9 @@ __device__ __forceinline__ void logprob_bwd(const T* __restrict__ logits,
     const float dh = ENTROPY ? dentropy[row] : 0.0f;
     const float h = ENTROPY ? entropy[row] : 0.0f;
 
-    const u32 mis = u32((reinterpret_cast<u64>(lr) & 15) / sizeof(T));
-    const u32 mis_out = u32((reinterpret_cast<u64>(dr) & 15) / sizeof(T));
-    // Elements before the first aligned pack; all of them when the two rows' alignments differ.
-    const u32 head = mis_out != mis ? V : min(V, (LEN - mis) % LEN);
-    const u32 body = (V - head) / LEN;
-    for (u32 v = threadIdx.x; v < head; v += blockDim.x) {
-        const float g = logprob_grad<ENTROPY>(scale * to_f32(lr[v]), v == target, scale, row_lse,
-                                              dlp, dh, h);
-        dr[v] = from_f32<T>(g);
-    }
-    for (u32 p = threadIdx.x; p < body; p += blockDim.x) {
-        const u32 start = head + p * LEN;
-        const Pack<T> in = load_pack(lr + start);
-        Pack<T> out;
-#pragma unroll
-        for (int k = 0; k < LEN; ++k) {
-            const float g = logprob_grad<ENTROPY>(scale * to_f32(in.v[k]), start + k == target,
-                                                  scale, row_lse, dlp, dh, h);
-            out.v[k] = from_f32<T>(g);
-        }
-        store_pack(dr + start, out);
-    }
-    for (u32 v = head + body * LEN + threadIdx.x; v < V; v += blockDim.x) {
-        const float g = logprob_grad<ENTROPY>(scale * to_f32(lr[v]), v == target, scale, row_lse,
-                                              dlp, dh, h);
-        dr[v] = from_f32<T>(g);
-    }
+    row_map(lr, dr, V, [&](u32 v, float z) {
+        return logprob_grad<ENTROPY>(scale * z, v == target, scale, row_lse, dlp, dh, h);
+    });
 }
 
 extern "C" __global__ void logprob_fwd_f32(const float* logits, const u32* targets,

@@ -1,112 +1,93 @@
-// row_stream.cuh: one block streams one row of V elements with aligned 16-byte loads, whatever
-// the row's alignment.
+// row_stream.cuh: one block streams one row of V elements with aligned 16-byte accesses,
+// whatever the row's alignment.
 //
 // Rows of [N, V] logits start wherever n·V·sizeof(T) puts them: with V = 50257 most rows are not
 // 16-byte aligned, and one element per lane per load (128 bytes per f32 warp request, 64 for
 // bf16) touches 5 or 3 sectors for 4 or 2 sectors' worth of data: 80% or 67% coalescing.
 //
-// row_reduce_each: for reductions. Which elements a thread folds, and in which order, must not
-// depend on the row's address (a row's log-sum-exp must be bit-identical whether it is scored
-// alone, at row 0, or inside a batch), so the assignment is by index: thread t of B owns the
-// "slots" j = t, t + B, t + 2B, ..., slot j being elements [j·L, j·L + L), L = 16 / sizeof(T),
-// visited in increasing order. Memory is read in aligned packs: with the row starting s bytes
-// past a 16-byte boundary, slot j is bytes [s, s + 16) of aligned packs j and j + 1. Each lane
-// loads pack j; pack j + 1 is its right neighbour lane's (one shuffle per word), and lane 31
-// loads it itself (one 16-byte load per warp and slot round when s ≠ 0: 1/32 more bytes,
-// coalescing ≥ 97%). A pack that runs past the row's end is gathered element by element, so
-// nothing past the row is read; a pack that starts before the row (the first one, when s ≠ 0)
-// reads the end of the previous row of the same allocation. The first row of an allocation is
-// 16-byte aligned (device allocations are), so no read falls outside the tensor.
+// row_reduce_chunks: for reductions (log-sum-exp, the log-prob's softmax state). Which elements
+// a thread folds, and in which order, must not depend on the row's address — a row's result must
+// be bit-identical whether it is scored alone, at row 0, or anywhere in a batch — so the
+// assignment is by index: the row is cut into chunks of L = 16 / sizeof(T) elements (4 f32,
+// 8 bf16), chunk c = [c·L, c·L + L), and thread t of B owns chunks t, t + B, t + 2B, ..., visited
+// in increasing order. Memory is read in aligned packs: with the row starting `mis` elements past
+// a 16-byte boundary, chunk c is the bytes of aligned packs c and c + 1 from `mis` elements on;
+// each lane loads pack c, takes pack c + 1 from its right neighbour by shuffle and funnel-shifts
+// the pair, and lane 31 loads the warp's 33rd pack itself (1/32 more bytes when the row is
+// misaligned; none when it is aligned). Warps whose packs would leave the row — at its two ends —
+// read their chunks element by element, in the same order, so nothing outside the row is read.
 //
 // row_map: out[i] = op(i, in[i]) for every element, for elementwise passes over a row (no
 // ordering constraint): aligned packs in the middle, scalar accesses at both ends (and everywhere
 // if `in` and `out` are not aligned alike).
 //
-// Both contain no barrier and use full-warp shuffles only in row_reduce_each, which every thread
-// of the block must reach (blockDim.x a multiple of 32).
+// Neither has a barrier; row_reduce_chunks's shuffles need every lane of a warp, so every thread
+// of the block must call it (blockDim.x a multiple of 32).
 
-// Element i of the row through scalar loads, or zero bits past the row.
-template <typename T>
-__device__ __forceinline__ uint4 gather_pack(const T* row, long long first, u32 V) {
-    Pack<T> p;
+// The 16 bytes that start `bytes` (< 16, a multiple of the element size) bytes into `a`,
+// continuing into `b`.
+__device__ __forceinline__ uint4 funnel16(uint4 a, uint4 b, u32 bytes) {
+    u32 w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    if (bytes & 4) {
 #pragma unroll
-    for (int k = 0; k < Pack<T>::LEN; ++k) {
-        const long long i = first + k;
-        p.v[k] = (i >= 0 && i < (long long)V) ? row[i] : from_f32<T>(0.0f);
+        for (int i = 0; i < 7; ++i) w[i] = w[i + 1];
     }
-    return *reinterpret_cast<const uint4*>(&p);
-}
-
-// Aligned pack q of the row (its first element has row index q·L − m, m = misalignment in
-// elements): one 16-byte load when the pack ends inside the row, else gathered.
-template <typename T>
-__device__ __forceinline__ uint4 aligned_pack(const T* row, u32 m, long long q, u32 V) {
-    constexpr int LEN = Pack<T>::LEN;
-    const long long first = q * LEN - m;
-    if (first + LEN <= (long long)V) {
-        return *reinterpret_cast<const uint4*>(row + first);
+    if (bytes & 8) {
+#pragma unroll
+        for (int i = 0; i < 6; ++i) w[i] = w[i + 2];
     }
-    return gather_pack(row, first, V);
+    const u32 bits = (bytes & 3) * 8;
+    return make_uint4(__funnelshift_r(w[0], w[1], bits), __funnelshift_r(w[1], w[2], bits),
+                      __funnelshift_r(w[2], w[3], bits), __funnelshift_r(w[3], w[4], bits));
 }
 
-__device__ __forceinline__ u32 word_of(const uint4& a, const uint4& b, u32 w) {
-    // w in 0..7, unrolled by the callers into selects (no local-memory array).
-    switch (w) {
-        case 0: return a.x;
-        case 1: return a.y;
-        case 2: return a.z;
-        case 3: return a.w;
-        case 4: return b.x;
-        case 5: return b.y;
-        case 6: return b.z;
-        default: return b.w;
-    }
+__device__ __forceinline__ uint4 shfl_down_u4(uint4 v) {
+    return make_uint4(__shfl_down_sync(RLHF_FULL_MASK, v.x, 1),
+                      __shfl_down_sync(RLHF_FULL_MASK, v.y, 1),
+                      __shfl_down_sync(RLHF_FULL_MASK, v.z, 1),
+                      __shfl_down_sync(RLHF_FULL_MASK, v.w, 1));
 }
 
-// Bytes [s, s + 16) of the 32 bytes a ++ b.
-__device__ __forceinline__ uint4 shift_bytes(const uint4& a, const uint4& b, u32 s) {
-    const u32 q = s / 4;
-    const u32 bits = 8 * (s % 4);
-    uint4 out;
-    out.x = __funnelshift_r(word_of(a, b, q), word_of(a, b, q + 1), bits);
-    out.y = __funnelshift_r(word_of(a, b, q + 1), word_of(a, b, q + 2), bits);
-    out.z = __funnelshift_r(word_of(a, b, q + 2), word_of(a, b, q + 3), bits);
-    out.w = __funnelshift_r(word_of(a, b, q + 3), word_of(a, b, q + 4), bits);
-    return out;
-}
-
-// Calls f(i, x) for the elements this thread owns (by index, see above), i increasing.
+// Calls f(x, count) for each chunk this thread owns, in increasing order: `x` (float[L]) holds
+// the chunk's elements as f32, `count` of them (fewer than L only in the row's last chunk).
 template <typename T, typename F>
-__device__ __forceinline__ void row_reduce_each(const T* row, u32 V, F&& f) {
+__device__ __forceinline__ void row_reduce_chunks(const T* row, u32 V, F&& f) {
     constexpr int LEN = Pack<T>::LEN;
-    const u32 s = reinterpret_cast<u64>(row) & 15;
-    const u32 m = s / sizeof(T);
+    const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
+    const T* packs = row - mis;  // 16-byte aligned; pack p covers elements [p·L − mis, +L)
     const u32 lane = threadIdx.x % 32;
-    const long long slots = ((long long)V + LEN - 1) / LEN;
-    // Whole warps iterate together (the shuffles need every lane), so the loop bound is the
-    // first slot of the warp.
-    for (long long warp_slot = threadIdx.x - lane; warp_slot < slots; warp_slot += blockDim.x) {
-        const long long j = warp_slot + lane;
-        const uint4 own = aligned_pack(row, m, j, V);
-        uint4 next;
-        next.x = __shfl_down_sync(RLHF_FULL_MASK, own.x, 1);
-        next.y = __shfl_down_sync(RLHF_FULL_MASK, own.y, 1);
-        next.z = __shfl_down_sync(RLHF_FULL_MASK, own.z, 1);
-        next.w = __shfl_down_sync(RLHF_FULL_MASK, own.w, 1);
-        if (s != 0 && lane == 31) next = aligned_pack(row, m, j + 1, V);
-        if (j >= slots) continue;
-        const uint4 words = s == 0 ? own : shift_bytes(own, next, s);
-        const Pack<T> p = *reinterpret_cast<const Pack<T>*>(&words);
+    const u32 warp_first = threadIdx.x - lane;
+    const u64 chunks = (u64(V) + LEN - 1) / LEN;
+    for (u64 base = 0; base < chunks; base += blockDim.x) {
+        const u64 c = base + threadIdx.x;
+        const u64 first = base + warp_first;  // the warp's first chunk
+        // The warp's 32 packs (33 when misaligned) must lie inside the row.
+        const bool vector = mis == 0 ? (first + 32) * LEN <= V
+                                     : first >= 1 && (first + 33) * LEN - mis <= V;
+        float x[LEN];
+        if (vector) {  // warp-uniform, so the shuffles see every lane
+            const uint4 a = *reinterpret_cast<const uint4*>(packs + c * LEN);
+            uint4 raw = a;
+            if (mis != 0) {
+                uint4 b = shfl_down_u4(a);
+                if (lane == 31) b = *reinterpret_cast<const uint4*>(packs + (c + 1) * LEN);
+                raw = funnel16(a, b, mis * sizeof(T));
+            }
+            Pack<T> p;
+            *reinterpret_cast<uint4*>(&p) = raw;
 #pragma unroll
-        for (int k = 0; k < LEN; ++k) {
-            const long long i = j * LEN + k;
-            if (i < (long long)V) f((u32)i, to_f32(p.v[k]));
+            for (int k = 0; k < LEN; ++k) x[k] = to_f32(p.v[k]);
+            f(x, LEN);
+        } else if (c < chunks) {
+            const u64 start = c * LEN;
+            const int count = int(min(u64(LEN), u64(V) - start));
+#pragma unroll
+            for (int k = 0; k < LEN; ++k) x[k] = k < count ? to_f32(row[start + k]) : 0.0f;
+            f(x, count);
         }
     }
 }
 
-// out[i] = op(i, in[i]) (f32 in, f32 out, stored as T) for every i < V, threads striding over
-// aligned packs.
 // The pack's bits as four 32-bit words.
 __device__ __forceinline__ uint4 pack_words(const Pack<float>& p) {
     return make_uint4(__float_as_uint(p.v[0]), __float_as_uint(p.v[1]), __float_as_uint(p.v[2]),
