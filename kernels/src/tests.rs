@@ -69,7 +69,7 @@ fn every_listed_entry_is_defined_with_its_parameters() {
         }
         for (name, _) in &declared {
             assert!(
-                source.entries.iter().any(|e| &e.name == name),
+                source.entries.iter().any(|e| e.name == *name),
                 "{name} is defined in {} but not listed",
                 source.file
             );
