@@ -82,8 +82,8 @@ pub(crate) fn gae_cpu(
     Ok(GaeOut { advantages: from_f32(&[b, t], advantages, dtype), returns: from_f32(&[b, t], returns, dtype) })
 }
 
-/// Rows (one thread each) per block of the kernel.
-const GPU_ROWS_PER_BLOCK: u32 = 64;
+/// Rows (one warp each) per block of the kernel.
+const GPU_ROWS_PER_BLOCK: u32 = 4;
 
 pub(crate) fn gae_gpu<G: GpuBackend>(
     gpu: &G,
@@ -110,7 +110,7 @@ pub(crate) fn gae_gpu<G: GpuBackend>(
         Arg::F32(gamma),
         Arg::F32(lambda),
     ];
-    let launch = Launch::linear(rows.div_ceil(GPU_ROWS_PER_BLOCK), GPU_ROWS_PER_BLOCK);
+    let launch = Launch::linear(rows.div_ceil(GPU_ROWS_PER_BLOCK), 32 * GPU_ROWS_PER_BLOCK);
     gpu::launch(gpu, "gae_fwd", dtype, launch, &args)?;
     Ok(out)
 }
