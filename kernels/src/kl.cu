@@ -11,18 +11,7 @@
 // 4·n·S backward. The policy's log-probs usually come from logprob_fwd (f32); the k estimators
 // are computed in f32 and rounded once to T.
 #include "common.cuh"
-
-__device__ __forceinline__ float kl_value(u32 estimator, float log_ratio) {
-    if (estimator == 0) return log_ratio;
-    if (estimator == 1) return 0.5f * log_ratio * log_ratio;
-    return expm1f(-log_ratio) + log_ratio;
-}
-
-__device__ __forceinline__ float kl_derivative(u32 estimator, float log_ratio) {
-    if (estimator == 0) return 1.0f;
-    if (estimator == 1) return log_ratio;
-    return -expm1f(-log_ratio);
-}
+#include "kl.cuh"
 
 struct KlFwdOp {
     u32 estimator;

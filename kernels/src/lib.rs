@@ -195,6 +195,10 @@ pub const HEADERS: &[Header] = &[
         code: include_str!("row_stream.cuh"),
     },
     Header {
+        file: "kl.cuh",
+        code: include_str!("kl.cuh"),
+    },
+    Header {
         file: "masked_loss.cuh",
         code: include_str!("masked_loss.cuh"),
     },
@@ -285,6 +289,9 @@ pub const SOURCES: &[Source] = &[
         entries!("logprob";
             "logprob_fwd" [F32, BF16] (logits: In<T>, targets: In<U32>, logprob: Out<F32>,
                 entropy: Out<F32>, lse: Out<F32>, N: U32, V: U32, inv_temperature: F32);
+            "logprob_fwd_kl" [F32, BF16] (logits: In<T>, ref_logits: In<T>, targets: In<U32>,
+                logprob: Out<F32>, entropy: Out<F32>, lse: Out<F32>, ref_logprob: Out<F32>,
+                kl: Out<F32>, N: U32, V: U32, inv_temperature: F32, estimator: U32);
             "logprob_bwd" [F32, BF16] (logits: In<T>, targets: In<U32>, lse: In<F32>,
                 dlogprob: In<F32>, dlogits: Out<T>, N: U32, V: U32, inv_temperature: F32);
             "logprob_bwd_entropy" [F32, BF16] (logits: In<T>, targets: In<U32>, lse: In<F32>,

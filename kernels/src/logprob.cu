@@ -30,12 +30,19 @@
 // N·V·S (+ N·V·S/32 of repeated packs when V·S is not a multiple of 16) + 4·N targets +
 // N·S target logits; written 12·N.
 //
+// logprob_fwd_kl: logprob_fwd over the policy's row, then over the reference's row (same
+// targets), then KL(π ‖ π_ref) of the token with kl.cuh's estimator, all by one block per row:
+// the policy and reference log-probs and the KL in one launch, bit-identical to logprob_fwd
+// twice and kl_fwd on f32. Bytes: 2·N·V·S (+ 1/32 for misaligned rows) + 4N + 2·N·S read, 20N
+// written.
+//
 // logprob_bwd[_entropy]: one block of 256 threads per row (grid = N); no reduction, so any
 // thread may own any element: row_stream.cuh's row_map, 16-byte loads and stores between the
 // row's first and last aligned pack, element by element outside them.
 // Bytes: 2·N·V·S + 20·N (+ 4·N with dentropy).
 #include "common.cuh"
 #include "row_stream.cuh"
+#include "kl.cuh"
 
 #define LOGPROB_EXP_FLOOR (-128.0f)
 #define LOGPROB_FLT_MAX 3.402823466e38f
@@ -106,34 +113,77 @@ __device__ __forceinline__ SoftmaxState block_softmax(SoftmaxState st, SoftmaxSt
     return total;
 }
 
+// The row's merged softmax state on every thread (every thread of the block must call it).
+template <typename T>
+__device__ __forceinline__ SoftmaxState row_softmax(const T* row, u32 V, float scale,
+                                                    SoftmaxState* scratch) {
+    constexpr int LEN = Pack<T>::LEN;
+    SoftmaxState st = softmax_empty();
+    row_reduce_chunks(row, V, [&](float(&x)[LEN], int count) {
+#pragma unroll
+        for (int k = 0; k < LEN; ++k) x[k] *= scale;
+        softmax_fold<LEN>(st, x, count);
+    });
+    return block_softmax(st, scratch);
+}
+
+// The target's log-prob from the row's merged state.
+template <typename T>
+__device__ __forceinline__ float target_logprob(const SoftmaxState& total, const T* row, u32 target,
+                                                u32 V, float scale) {
+    const float xt = target < V ? scale * to_f32(row[target]) : RLHF_NAN;
+    return (xt - total.max) - logf(total.sum);
+}
+
 template <typename T>
 __device__ __forceinline__ void logprob_fwd(const T* __restrict__ logits,
                                             const u32* __restrict__ targets,
                                             float* __restrict__ logprob,
                                             float* __restrict__ entropy, float* __restrict__ lse,
                                             u32 N, u32 V, float scale) {
-    constexpr int LEN = Pack<T>::LEN;
     __shared__ SoftmaxState scratch[32];
     const u64 row = blockIdx.x;
     // The whole block leaves together, so block_softmax's barriers are reached by every thread.
     if (row >= N) return;
     const T* lr = logits + row * V;
-
-    SoftmaxState st = softmax_empty();
-    row_reduce_chunks(lr, V, [&](float(&x)[LEN], int count) {
-#pragma unroll
-        for (int k = 0; k < LEN; ++k) x[k] *= scale;
-        softmax_fold<LEN>(st, x, count);
-    });
-    const SoftmaxState total = block_softmax(st, scratch);
-
+    const SoftmaxState total = row_softmax(lr, V, scale, scratch);
     if (threadIdx.x == 0) {
         const float log_sum = logf(total.sum);
-        const u32 target = targets[row];
-        const float xt = target < V ? scale * to_f32(lr[target]) : RLHF_NAN;
-        logprob[row] = (xt - total.max) - log_sum;
+        logprob[row] = target_logprob(total, lr, targets[row], V, scale);
         entropy[row] = log_sum - total.shifted / total.sum;
         lse[row] = total.max + log_sum;
+    }
+}
+
+// The policy's row as logprob_fwd, then the reference's row, then the KL estimate of the token:
+// one launch for what logprob_fwd twice and kl_fwd would do, bit for bit.
+template <typename T>
+__device__ __forceinline__ void logprob_fwd_kl(const T* __restrict__ logits,
+                                               const T* __restrict__ ref_logits,
+                                               const u32* __restrict__ targets,
+                                               float* __restrict__ logprob,
+                                               float* __restrict__ entropy,
+                                               float* __restrict__ lse,
+                                               float* __restrict__ ref_logprob,
+                                               float* __restrict__ kl, u32 N, u32 V, float scale,
+                                               u32 estimator) {
+    __shared__ SoftmaxState scratch[32];
+    const u64 row = blockIdx.x;
+    if (row >= N) return;
+    const T* lr = logits + row * V;
+    const T* rr = ref_logits + row * V;
+    const SoftmaxState policy = row_softmax(lr, V, scale, scratch);
+    const SoftmaxState reference = row_softmax(rr, V, scale, scratch);
+    if (threadIdx.x == 0) {
+        const u32 target = targets[row];
+        const float log_sum = logf(policy.sum);
+        const float lp = target_logprob(policy, lr, target, V, scale);
+        const float ref_lp = target_logprob(reference, rr, target, V, scale);
+        logprob[row] = lp;
+        entropy[row] = log_sum - policy.shifted / policy.sum;
+        lse[row] = policy.max + log_sum;
+        ref_logprob[row] = ref_lp;
+        kl[row] = kl_value(estimator, lp - ref_lp);
     }
 }
 
@@ -181,6 +231,21 @@ extern "C" __global__ void logprob_fwd_bf16(const bf16* logits, const u32* targe
                                             float* logprob, float* entropy, float* lse, u32 N,
                                             u32 V, float inv_temperature) {
     logprob_fwd(logits, targets, logprob, entropy, lse, N, V, inv_temperature);
+}
+
+extern "C" __global__ void logprob_fwd_kl_f32(const float* logits, const float* ref_logits,
+                                              const u32* targets, float* logprob, float* entropy,
+                                              float* lse, float* ref_logprob, float* kl, u32 N,
+                                              u32 V, float inv_temperature, u32 estimator) {
+    logprob_fwd_kl(logits, ref_logits, targets, logprob, entropy, lse, ref_logprob, kl, N, V,
+                   inv_temperature, estimator);
+}
+extern "C" __global__ void logprob_fwd_kl_bf16(const bf16* logits, const bf16* ref_logits,
+                                               const u32* targets, float* logprob, float* entropy,
+                                               float* lse, float* ref_logprob, float* kl, u32 N,
+                                               u32 V, float inv_temperature, u32 estimator) {
+    logprob_fwd_kl(logits, ref_logits, targets, logprob, entropy, lse, ref_logprob, kl, N, V,
+                   inv_temperature, estimator);
 }
 
 extern "C" __global__ void logprob_bwd_f32(const float* logits, const u32* targets,

@@ -7,7 +7,7 @@ use crate::ops::gemm::{GemmGrads, GemmSpec};
 use crate::ops::grpo_loss::{GrpoLossConfig, GrpoLossOut};
 use crate::ops::kl::KlEstimator;
 use crate::ops::layernorm::{LayerNormGrads, LayerNormOut};
-use crate::ops::logprob::LogProbOut;
+use crate::ops::logprob::{LogProbKlOut, LogProbOut};
 use crate::ops::masked_whiten::WhitenOut;
 use crate::ops::ppo_loss::{PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{RmsNormGrads, RmsNormOut};
@@ -212,6 +212,24 @@ pub trait Backend: Send + Sync + Sized {
         targets: &Tensor<Self>,
         inv_temperature: f32,
     ) -> Result<LogProbOut<Self>>;
+    /// The policy's [`Backend::logprob_fwd`] on `logits`, the reference's log-prob of the same
+    /// targets on `ref_logits` (same shape and dtype) and the per-token KL estimate `[N]` f32 from
+    /// the two (`ops::logprob::LogProbKlOut`). GPU backends read both rows in one launch; by
+    /// default it is the three ops.
+    fn logprob_kl_fwd(
+        &self,
+        logits: &Tensor<Self>,
+        ref_logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        inv_temperature: f32,
+        estimator: KlEstimator,
+    ) -> Result<LogProbKlOut<Self>> {
+        crate::ops::logprob::check_forward_kl(logits, ref_logits, targets, inv_temperature)?;
+        let policy = self.logprob_fwd(logits, targets, inv_temperature)?;
+        let reference = self.logprob_fwd(ref_logits, targets, inv_temperature)?;
+        let kl = self.kl_fwd(&policy.logprob, &reference.logprob, estimator)?;
+        Ok(LogProbKlOut { policy, ref_logprob: reference.logprob, kl })
+    }
     /// d(logits) from upstream gradients of the log-prob and (optionally) the entropy.
     #[allow(clippy::too_many_arguments)]
     fn logprob_bwd(

@@ -1,3 +1,4 @@
+use runtime::ops::kl::KlEstimator;
 use runtime::{Backend, DType, Error, Tensor};
 
 use crate::backend_tests;
@@ -303,7 +304,46 @@ fn logprob_rejects_bad_arguments<B: Backend>(backend: &B) {
     assert!(matches!(err, Error::Argument { op: "logprob_bwd", .. }), "{err}");
 }
 
+/// The fused policy + reference forward with the KL estimate gives what `logprob_fwd` twice and
+/// `kl_fwd` give on the same backend: the log-probs, entropy and lse bit for bit (the same row
+/// reduction), the KL within f32 rounding; odd V so rows are misaligned; bad arguments refused.
+fn logprob_kl_fwd_equals_the_separate_ops<B: Backend>(backend: &B) {
+    let mut rng = Rng::new(41);
+    let (n, v) = (5, 1031);
+    for dtype in [DType::F32, DType::BF16] {
+        let policy = rng.normal_vec(n * v, 3.0);
+        let reference: Vec<f32> = policy.iter().zip(rng.normal_vec(n * v, 0.3)).map(|(a, d)| a + d).collect();
+        let z = backend.upload_f32(&[n, v], &policy, dtype).unwrap();
+        let z_ref = backend.upload_f32(&[n, v], &reference, dtype).unwrap();
+        let targets = backend.upload_u32(&[n], &rng.ids(n, v)).unwrap();
+        for estimator in [KlEstimator::K1, KlEstimator::K2, KlEstimator::K3] {
+            let fused = backend.logprob_kl_fwd(&z, &z_ref, &targets, 0.7, estimator).unwrap();
+            let alone = backend.logprob_fwd(&z, &targets, 0.7).unwrap();
+            let alone_ref = backend.logprob_fwd(&z_ref, &targets, 0.7).unwrap();
+            let kl = backend.kl_fwd(&alone.logprob, &alone_ref.logprob, estimator).unwrap();
+            let bits = |t: &Tensor<B>| backend.download_f32(t).unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for (what, got, want) in [
+                ("logprob", &fused.policy.logprob, &alone.logprob),
+                ("entropy", &fused.policy.entropy, &alone.entropy),
+                ("lse", &fused.policy.lse, &alone.lse),
+                ("ref_logprob", &fused.ref_logprob, &alone_ref.logprob),
+            ] {
+                assert_eq!(bits(got), bits(want), "{what} {dtype} {estimator:?}");
+            }
+            let want: Vec<f64> = backend.download_f32(&kl).unwrap().iter().map(|&x| x as f64).collect();
+            assert_close(&format!("kl {dtype} {estimator:?}"), &backend.download_f32(&fused.kl).unwrap(), &want, 1e-6, 1e-6);
+        }
+    }
+    let z = backend.zeros(&[2, 3], DType::F32).unwrap();
+    let t = backend.upload_u32(&[2], &[0, 1]).unwrap();
+    let err = backend.logprob_kl_fwd(&z, &backend.zeros(&[2, 4], DType::F32).unwrap(), &t, 1.0, KlEstimator::K3).unwrap_err();
+    assert!(matches!(err, Error::Shape { op: "logprob_fwd_kl", .. }), "{err}");
+    let err = backend.logprob_kl_fwd(&z, &backend.zeros(&[2, 3], DType::BF16).unwrap(), &t, 1.0, KlEstimator::K3).unwrap_err();
+    assert!(matches!(err, Error::DType { op: "logprob_fwd_kl", arg: "ref_logits", .. }), "{err}");
+}
+
 backend_tests!(cpu, emu, cuda;
+    logprob_kl_fwd_equals_the_separate_ops,
     logprob_forward_matches_reference,
     logprob_huge_logits_are_stable,
     logprob_minus_infinity_logits_are_masked_out,

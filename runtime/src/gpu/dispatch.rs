@@ -18,7 +18,7 @@ use crate::ops::gemm::{GemmGrads, GemmSpec};
 use crate::ops::grpo_loss::{self, GrpoLossConfig, GrpoLossOut};
 use crate::ops::kl::{self, KlEstimator};
 use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
-use crate::ops::logprob::{self, LogProbOut};
+use crate::ops::logprob::{self, LogProbKlOut, LogProbOut};
 use crate::ops::masked_whiten::{self, WhitenOut};
 use crate::ops::ppo_loss::{self, PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
@@ -259,6 +259,17 @@ impl Backend for $backend {
         inv_temperature: f32,
     ) -> Result<LogProbOut<Self>> {
         logprob::forward_gpu(self, logits, targets, inv_temperature)
+    }
+
+    fn logprob_kl_fwd(
+        &self,
+        logits: &Tensor<Self>,
+        ref_logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        inv_temperature: f32,
+        estimator: KlEstimator,
+    ) -> Result<LogProbKlOut<Self>> {
+        logprob::forward_kl_gpu(self, logits, ref_logits, targets, inv_temperature, estimator)
     }
 
     fn logprob_bwd(

@@ -1,5 +1,5 @@
-//! The fused log-prob (forward, backward with and without the entropy term) over `[rows, V]`
-//! logits, and the KL estimators over `[rows, C]` log-probs: their cases and how one runs.
+//! The fused log-prob (forward, the forward of policy and reference with the KL estimators,
+//! backward with and without the entropy term) over `[rows, V]` logits, and the KL estimators over `[rows, C]` log-probs: their cases and how one runs.
 
 use super::rng::Rng;
 use super::rows::{CHANNELS, ROWS};
@@ -17,6 +17,7 @@ const ESTIMATORS: [KlEstimator; 3] = [KlEstimator::K1, KlEstimator::K2, KlEstima
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
     LogprobFwd,
+    LogprobFwdKl,
     LogprobBwd,
     LogprobBwdEntropy,
     KlFwd,
@@ -27,6 +28,7 @@ impl Op {
     fn stem(self) -> &'static str {
         match self {
             Op::LogprobFwd => "logprob_fwd",
+            Op::LogprobFwdKl => "logprob_fwd_kl",
             Op::LogprobBwd => "logprob_bwd",
             Op::LogprobBwdEntropy => "logprob_bwd_entropy",
             Op::KlFwd => "kl_fwd",
@@ -47,7 +49,7 @@ pub(super) struct Case {
 pub(super) fn cases() -> Vec<super::Case> {
     let mut cases = vec![];
     for dtype in [DType::F32, DType::BF16] {
-        for op in [Op::LogprobFwd, Op::LogprobBwd, Op::LogprobBwdEntropy] {
+        for op in [Op::LogprobFwd, Op::LogprobFwdKl, Op::LogprobBwd, Op::LogprobBwdEntropy] {
             for cols in LOGPROB_VOCABS {
                 for rows in ROWS {
                     if cols <= LARGE_VOCAB || rows == 1 {
@@ -70,6 +72,7 @@ pub(super) fn cases() -> Vec<super::Case> {
             name: format!("{}_{}", c.op.stem(), c.dtype),
             shape: match c.op {
                 Op::KlFwd | Op::KlBwd => format!("[{}, {}] k1, k2, k3", c.rows, c.cols),
+                Op::LogprobFwdKl => format!("[{}, {}] s = {INV_TEMPERATURE}, k1, k2, k3", c.rows, c.cols),
                 _ => format!("[{}, {}] s = {INV_TEMPERATURE}", c.rows, c.cols),
             },
             seed: 0,
@@ -104,6 +107,21 @@ pub(super) fn run<B: Backend>(b: &B, case: &Case, rng: &mut Rng) -> Result<Vec<(
     let (dims, n) = ([rows, cols], rows * cols);
     let out = |t: &Tensor<B>| -> Result<(Vec<f32>, DType)> { Ok((b.download_f32(t)?, t.dtype())) };
     match case.op {
+        Op::LogprobFwdKl => {
+            // The reference: the policy's logits moved a little, as after a few updates.
+            let logits = rng.scaled(n, 3.0);
+            let shifted: Vec<f32> = logits.iter().zip(rng.scaled(n, 0.3)).map(|(z, d)| z + d).collect();
+            let targets = b.upload_u32(&[rows], &rng.ids(rows, cols))?;
+            let (z, z_ref) = (b.upload_f32(&dims, &logits, dtype)?, b.upload_f32(&dims, &shifted, dtype)?);
+            let mut outputs = vec![];
+            for e in ESTIMATORS {
+                let o = b.logprob_kl_fwd(&z, &z_ref, &targets, INV_TEMPERATURE, e)?;
+                for t in [&o.policy.logprob, &o.policy.entropy, &o.policy.lse, &o.ref_logprob, &o.kl] {
+                    outputs.push(out(t)?);
+                }
+            }
+            Ok(outputs)
+        }
         Op::LogprobFwd | Op::LogprobBwd | Op::LogprobBwdEntropy => {
             let logits = rng.scaled(n, 3.0);
             let targets = b.upload_u32(&[rows], &rng.ids(rows, cols))?;

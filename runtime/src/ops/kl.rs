@@ -39,7 +39,7 @@ impl KlEstimator {
     }
 
     /// The kernels' `estimator` argument.
-    fn kernel_code(self) -> u32 {
+    pub(crate) fn kernel_code(self) -> u32 {
         match self {
             KlEstimator::K1 => 0,
             KlEstimator::K2 => 1,

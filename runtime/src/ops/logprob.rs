@@ -27,10 +27,13 @@
 //! `loss = −logprob`).
 
 mod row;
+mod with_kl;
 
 use rayon::prelude::*;
 
 pub(crate) use self::row::{grad_rows, rows_per_task, RowGrad, RowStats};
+pub(crate) use self::with_kl::forward_kl_gpu;
+pub use self::with_kl::{check_forward_kl, LogProbKlOut};
 use super::check;
 use crate::cpu::{bf16_data, f32_data, from_host, u32_data, HostFloat};
 use crate::gpu::{self, Arg, GpuBackend, Launch};
