@@ -7,6 +7,7 @@ use runtime::Backend;
 
 use super::reward::RewardSource;
 use super::Sample;
+use crate::reward::ensemble::SCORE_BATCH;
 use crate::reward::RewardModel;
 use crate::Result;
 
@@ -20,7 +21,7 @@ pub struct ModelReward<'a, B: Backend> {
 
 impl<'a, B: Backend> ModelReward<'a, B> {
     pub fn new(model: &'a RewardModel<B>, pad_id: u32) -> Self {
-        ModelReward { model, pad_id, batch_size: 256 }
+        ModelReward { model, pad_id, batch_size: SCORE_BATCH }
     }
 }
 

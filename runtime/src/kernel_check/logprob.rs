@@ -1,7 +1,7 @@
 //! The fused log-prob (forward, the forward of policy and reference with the KL estimators,
 //! backward with and without the entropy term) over `[rows, V]` logits, and the KL estimators over `[rows, C]` log-probs: their cases and how one runs.
 
-use super::rng::Rng;
+use super::rng::{stored, Rng};
 use super::rows::{CHANNELS, ROWS};
 use super::Family;
 use crate::ops::kl::KlEstimator;
@@ -79,14 +79,6 @@ pub(super) fn cases() -> Vec<super::Case> {
             family: Family::Logprob(c),
         })
         .collect()
-}
-
-/// The values a tensor of `dtype` holds after uploading `x`.
-fn stored(x: &[f32], dtype: DType) -> Vec<f64> {
-    match dtype {
-        DType::BF16 => x.iter().map(|&v| half::bf16::from_f32(v).to_f64()).collect(),
-        _ => x.iter().map(|&v| v as f64).collect(),
-    }
 }
 
 /// Per-row `(lse, entropy)` of `s·z` in f64, the saved statistics both backwards get.

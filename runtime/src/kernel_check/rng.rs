@@ -1,5 +1,15 @@
 //! The seeded inputs of the kernel checks: the same values on every backend.
 
+use crate::DType;
+
+/// The values a tensor of `dtype` holds after uploading `x`.
+pub(super) fn stored(x: &[f32], dtype: DType) -> Vec<f64> {
+    match dtype {
+        DType::BF16 => x.iter().map(|&v| half::bf16::from_f32(v).to_f64()).collect(),
+        _ => x.iter().map(|&v| v as f64).collect(),
+    }
+}
+
 /// splitmix64 with Box–Muller normals: small, seeded, the same on every backend.
 pub(super) struct Rng(u64);
 

@@ -1,7 +1,7 @@
 //! The row-wise ops over `[rows, C]` inputs (elementwise, GELU, SwiGLU, the norms, embedding)
 //! and cross-entropy over `[rows, V]`: their cases and how one runs on a backend.
 
-use super::rng::Rng;
+use super::rng::{stored, Rng};
 use super::Family;
 use crate::{Backend, DType, Result, Tensor};
 
@@ -267,17 +267,6 @@ pub(super) fn run<B: Backend>(b: &B, case: &Case, rng: &mut Rng) -> Result<Vec<(
                 IGNORE_INDEX,
             )?)?])
         }
-    }
-}
-
-/// The values a tensor of `dtype` holds after uploading `x`.
-fn stored(x: &[f32], dtype: DType) -> Vec<f64> {
-    match dtype {
-        DType::BF16 => x
-            .iter()
-            .map(|&v| half::bf16::from_f32(v).to_f64())
-            .collect(),
-        _ => x.iter().map(|&v| v as f64).collect(),
     }
 }
 
