@@ -48,13 +48,30 @@ pub struct Tensor<B: Backend> {
     shape: Shape,
     dtype: DType,
     buffer: B::Buffer,
+    /// For a u32 tensor whose values the host wrote (an upload, zeros): the largest of them.
+    /// The GPU launchers check ids, targets and masks against it instead of reading the data back
+    /// (a device-to-host copy is a synchronisation). Sound because no `Backend` op writes into a
+    /// u32 tensor after creating it: every in-place op takes float tensors, and `buffer_mut`
+    /// forgets the bound.
+    known_max: Option<u32>,
 }
 
 impl<B: Backend> Tensor<B> {
     /// Assembles a tensor from a buffer that holds exactly `shape.numel()` elements of `dtype`.
     /// Only backends construct tensors; they uphold that invariant.
     pub(crate) fn from_parts(shape: Shape, dtype: DType, buffer: B::Buffer) -> Self {
-        Tensor { shape, dtype, buffer }
+        Tensor { shape, dtype, buffer, known_max: None }
+    }
+
+    /// The same tensor with its largest value recorded (the caller wrote `values` into it).
+    pub(crate) fn with_known_max(mut self, values: &[u32]) -> Self {
+        self.known_max = Some(values.iter().copied().max().unwrap_or(0));
+        self
+    }
+
+    /// The largest value of a u32 tensor when the host wrote its data, else `None`.
+    pub(crate) fn known_max(&self) -> Option<u32> {
+        self.known_max
     }
 
     pub fn shape(&self) -> &Shape {
@@ -82,6 +99,7 @@ impl<B: Backend> Tensor<B> {
     }
 
     pub(crate) fn buffer_mut(&mut self) -> &mut B::Buffer {
+        self.known_max = None;
         &mut self.buffer
     }
 

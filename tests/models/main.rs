@@ -6,6 +6,7 @@ mod common;
 mod batch_invariance;
 mod checkpoint_errors;
 mod config;
+mod device_reads;
 mod emu_matches_cpu;
 mod fixtures;
 mod generate;

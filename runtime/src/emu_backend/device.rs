@@ -2,6 +2,7 @@
 //! kernel modules compiled by NVRTC (for `compute_80`) and parsed once per op.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use kernels::Entry;
@@ -18,6 +19,7 @@ pub struct EmuDevice {
     compiler: Compiler,
     modules: Mutex<HashMap<&'static str, Arc<Module>>>,
     stats: Mutex<HashMap<&'static str, KernelStats>>,
+    downloads: AtomicU64,
 }
 
 /// What the launches of one kernel entry point did, summed.
@@ -42,6 +44,7 @@ impl EmuDevice {
             compiler,
             modules: Mutex::new(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
+            downloads: AtomicU64::new(0),
         }
     }
 
@@ -50,6 +53,11 @@ impl EmuDevice {
         let mut stats: Vec<_> = lock(&self.stats).iter().map(|(k, v)| (*k, v.clone())).collect();
         stats.sort_by_key(|(name, _)| *name);
         stats
+    }
+
+    /// Device-to-host copies so far.
+    pub(crate) fn downloads(&self) -> u64 {
+        self.downloads.load(Ordering::Relaxed)
     }
 
     /// Bytes held by live allocations.
@@ -102,6 +110,7 @@ impl GpuDevice for EmuDevice {
     }
 
     fn download(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        self.downloads.fetch_add(1, Ordering::Relaxed);
         Ok(lock(&self.memory).read(DevicePtr(addr), len)?)
     }
 

@@ -76,6 +76,13 @@ impl Emu {
         self.device.reset_peak_allocated_bytes()
     }
 
+    /// Device-to-host copies so far. On a GPU each one waits for the work queued before it, so
+    /// the forward pass, the log-probs and a decoding step should make none until their result is
+    /// read (tests/models/device_reads.rs).
+    pub fn downloads(&self) -> u64 {
+        self.device.downloads()
+    }
+
     /// The emulator's counters summed per kernel entry point over every launch so far (global
     /// bytes, 32-byte sectors, shared wavefronts, barriers, ...), sorted by name.
     pub fn kernel_stats(&self) -> Vec<(&'static str, KernelStats)> {

@@ -32,7 +32,7 @@ pub(crate) fn upload_u32<G: GpuBackend>(
 ) -> Result<Tensor<G>> {
     check::element_count("upload_u32", dims, data.len())?;
     let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-    upload_bytes(gpu, dims, DType::U32, &bytes)
+    Ok(upload_bytes(gpu, dims, DType::U32, &bytes)?.with_known_max(data))
 }
 
 fn upload_bytes<G: GpuBackend>(
@@ -65,6 +65,22 @@ pub(crate) fn download_f32<G: GpuBackend>(gpu: &G, t: &Tensor<G>) -> Result<Vec<
     })
 }
 
+/// Runs `check` on the values of the u32 tensor `t`, unless its known largest value is below
+/// `bound`, in which case every value is, and the device is not read (see `Tensor::known_max`).
+/// `check` gives the precise message for a bad value (or accepts values at or above `bound` that
+/// are allowed, such as an ignore index).
+pub(crate) fn check_u32_values<G: GpuBackend>(
+    gpu: &G,
+    t: &Tensor<G>,
+    bound: usize,
+    check: impl FnOnce(&[u32]) -> Result<()>,
+) -> Result<()> {
+    match t.known_max() {
+        Some(max) if (max as usize) < bound => Ok(()),
+        _ => check(&download_u32(gpu, t)?),
+    }
+}
+
 pub(crate) fn download_u32<G: GpuBackend>(gpu: &G, t: &Tensor<G>) -> Result<Vec<u32>> {
     check::dtype("download_u32", "t", t, DType::U32)?;
     let bytes = download_bytes(gpu, t)?;
@@ -77,7 +93,7 @@ pub(crate) fn download_u32<G: GpuBackend>(gpu: &G, t: &Tensor<G>) -> Result<Vec<
 pub(crate) fn zeros<G: GpuBackend>(gpu: &G, dims: &[usize], dtype: DType) -> Result<Tensor<G>> {
     let t = alloc(gpu, dims, dtype)?;
     gpu.device().zero(addr_on(gpu, &t)?, t.size_in_bytes())?;
-    Ok(t)
+    Ok(if dtype == DType::U32 { t.with_known_max(&[0]) } else { t })
 }
 
 /// Converts on the host: a cast is rare (loading weights, mixed-precision copies) and the

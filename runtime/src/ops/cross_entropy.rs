@@ -130,7 +130,7 @@ pub(crate) fn forward_gpu<G: GpuBackend>(
     ignore_index: u32,
 ) -> Result<CrossEntropyOut<G>> {
     let (rows, classes) = check_forward(logits, targets)?;
-    check_targets_in_range(OP_FWD, &gpu.download_u32(targets)?, classes, Some(ignore_index))?;
+    gpu::transfer::check_u32_values(gpu, targets, classes, |v| check_targets_in_range(OP_FWD, v, classes, Some(ignore_index)))?;
     let (n, v) = (gpu::dim_u32(OP_FWD, "N", rows)?, gpu::dim_u32(OP_FWD, "V", classes)?);
     let loss = gpu::alloc(gpu, &[rows], DType::F32)?;
     let lse = gpu::alloc(gpu, &[rows], DType::F32)?;
@@ -156,7 +156,7 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
     ignore_index: u32,
 ) -> Result<Tensor<G>> {
     let (rows, classes) = check_backward(logits, targets, lse, dloss)?;
-    check_targets_in_range(OP_BWD, &gpu.download_u32(targets)?, classes, Some(ignore_index))?;
+    gpu::transfer::check_u32_values(gpu, targets, classes, |v| check_targets_in_range(OP_BWD, v, classes, Some(ignore_index)))?;
     let (n, v) = (gpu::dim_u32(OP_BWD, "N", rows)?, gpu::dim_u32(OP_BWD, "V", classes)?);
     let dlogits = gpu::alloc(gpu, logits.dims(), logits.dtype())?;
     let args = [

@@ -145,7 +145,7 @@ pub(crate) fn forward_gpu<G: GpuBackend>(
 ) -> Result<Tensor<G>> {
     let out_dims = check_forward(ids, table)?;
     let (vocab, channels) = (table.dims()[0], table.dims()[1]);
-    check_ids(OP_FWD, &gpu.download_u32(ids)?, vocab)?;
+    gpu::transfer::check_u32_values(gpu, ids, vocab, |v| check_ids(OP_FWD, v, vocab))?;
     let n = gpu::dim_u32(OP_FWD, "N", ids.numel())?;
     let (v, c) = (gpu::dim_u32(OP_FWD, "V", vocab)?, gpu::dim_u32(OP_FWD, "C", channels)?);
     let out = gpu::alloc(gpu, &out_dims, table.dtype())?;
@@ -165,7 +165,7 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
     vocab: usize,
 ) -> Result<Tensor<G>> {
     let channels = check_backward(ids, dy, vocab)?;
-    check_ids(OP_BWD, &gpu.download_u32(ids)?, vocab)?;
+    gpu::transfer::check_u32_values(gpu, ids, vocab, |v| check_ids(OP_BWD, v, vocab))?;
     let positions = ids.numel();
     let n = gpu::dim_u32(OP_BWD, "N", positions)?;
     let (v, c) = (gpu::dim_u32(OP_BWD, "V", vocab)?, gpu::dim_u32(OP_BWD, "C", channels)?);

@@ -94,7 +94,7 @@ pub(crate) fn gae_gpu<G: GpuBackend>(
     lambda: f32,
 ) -> Result<GaeOut<G>> {
     let (b, t) = check_gae(rewards, values, mask, gamma, lambda)?;
-    check::binary_mask(OP, &gpu.download_u32(mask)?, t)?;
+    gpu::transfer::check_u32_values(gpu, mask, 2, |v| check::binary_mask(OP, v, t))?;
     let (rows, cols) = (gpu::dim_u32(OP, "B", b)?, gpu::dim_u32(OP, "T", t)?);
     gpu::dim_u32(OP, "B·T", b * t)?;
     let dtype = rewards.dtype();

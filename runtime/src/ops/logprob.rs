@@ -223,7 +223,7 @@ pub(crate) fn forward_gpu<G: GpuBackend>(
     inv_temperature: f32,
 ) -> Result<LogProbOut<G>> {
     let (rows, classes) = check_forward(logits, targets, inv_temperature)?;
-    check_targets_in_range(OP_FWD, &gpu.download_u32(targets)?, classes, None)?;
+    gpu::transfer::check_u32_values(gpu, targets, classes, |v| check_targets_in_range(OP_FWD, v, classes, None))?;
     let (n, v) = (gpu::dim_u32(OP_FWD, "N", rows)?, gpu::dim_u32(OP_FWD, "V", classes)?);
     let out = LogProbOut {
         logprob: gpu::alloc(gpu, &[rows], DType::F32)?,
@@ -257,7 +257,7 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
     inv_temperature: f32,
 ) -> Result<Tensor<G>> {
     let (rows, classes) = check_backward(logits, targets, lse, entropy, dlogprob, dentropy, inv_temperature)?;
-    check_targets_in_range(OP_BWD, &gpu.download_u32(targets)?, classes, None)?;
+    gpu::transfer::check_u32_values(gpu, targets, classes, |v| check_targets_in_range(OP_BWD, v, classes, None))?;
     let (n, v) = (gpu::dim_u32(OP_BWD, "N", rows)?, gpu::dim_u32(OP_BWD, "V", classes)?);
     let dlogits = gpu::alloc(gpu, logits.dims(), logits.dtype())?;
     let sizes = [Arg::U32(n), Arg::U32(v), Arg::F32(inv_temperature)];

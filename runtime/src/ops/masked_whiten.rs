@@ -72,7 +72,7 @@ pub(crate) fn masked_whiten_gpu<G: GpuBackend>(
     eps: f32,
 ) -> Result<WhitenOut<G>> {
     check_masked_whiten(x, mask, eps)?;
-    check::binary_mask(OP, &gpu.download_u32(mask)?, x.shape().last().max(1))?;
+    gpu::transfer::check_u32_values(gpu, mask, 2, |v| check::binary_mask(OP, v, x.shape().last().max(1)))?;
     let n = gpu::dim_u32(OP, "n", x.numel())?;
     let y = gpu::alloc(gpu, x.dims(), x.dtype())?;
     if n == 0 {

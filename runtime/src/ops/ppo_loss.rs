@@ -272,7 +272,7 @@ pub(crate) fn masked_loss_gpu<G: GpuBackend>(
 ) -> Result<(Tensor<G>, MaskedLossTotals)> {
     let first = inputs[0];
     let (b, t) = (first.dims()[0], first.dims()[1]);
-    check::binary_mask(op, &gpu.download_u32(mask)?, t)?;
+    gpu::transfer::check_u32_values(gpu, mask, 2, |v| check::binary_mask(op, v, t))?;
     let (rows, cols) = (gpu::dim_u32(op, "B", b)?, gpu::dim_u32(op, "T", t)?);
     gpu::dim_u32(op, "B·T", b * t)?;
     let grad = gpu::alloc(gpu, first.dims(), first.dtype())?;

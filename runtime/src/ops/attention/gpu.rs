@@ -125,14 +125,14 @@ fn grid(tiles: usize, heads: usize, batch: usize, threads: u32) -> Launch {
     }
 }
 
-/// Checks the key mask's values on the host (the kernels read any nonzero as a token), with the
-/// Cpu's message.
+/// Checks the key mask's values (the kernels read any nonzero as a token), with the Cpu's
+/// message; the device is read only when the host did not write the mask.
 fn check_mask_gpu<G: GpuBackend>(
     gpu: &G,
     key_valid: &Tensor<G>,
     dims: &AttentionDims,
 ) -> Result<()> {
-    check_mask(&gpu.download_u32(key_valid)?, dims)
+    gpu::transfer::check_u32_values(gpu, key_valid, 2, |v| check_mask(v, dims))
 }
 
 pub(crate) fn forward_gpu<G: GpuBackend>(

@@ -68,7 +68,7 @@ pub(crate) fn forward_kl_gpu<G: GpuBackend>(
     estimator: KlEstimator,
 ) -> Result<LogProbKlOut<G>> {
     let (rows, classes) = check_forward_kl(logits, ref_logits, targets, inv_temperature)?;
-    check_targets_in_range(OP, &gpu.download_u32(targets)?, classes, None)?;
+    gpu::transfer::check_u32_values(gpu, targets, classes, |v| check_targets_in_range(OP, v, classes, None))?;
     let (n, v) = (gpu::dim_u32(OP, "N", rows)?, gpu::dim_u32(OP, "V", classes)?);
     let f32_row = || gpu::alloc(gpu, &[rows], DType::F32);
     let out = LogProbKlOut {
