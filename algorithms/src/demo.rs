@@ -61,13 +61,12 @@ struct Budget {
 impl Budget {
     fn for_run(quick: bool, seed: u64) -> Self {
         if quick {
-            // No ensemble: members this short flip about as many right labels as wrong ones.
-            let mut reward = RewardStageConfig::new(12, 0, 0, 600, seed);
+            // No ensemble: its members train as long as the final model, more than two minutes allow.
+            let mut reward = RewardStageConfig::new(12, 0, 600, seed);
             reward.held_out_rounds = 4;
-            reward.compare_undenoised = false;
             Budget { sft_steps: 500, rl_steps: 8, reward, best_of: 8 }
         } else {
-            let mut reward = RewardStageConfig::new(32, 3, 300, 1200, seed);
+            let mut reward = RewardStageConfig::new(32, 4, 1200, seed);
             reward.check_every = 200;
             Budget { sft_steps: 1500, rl_steps: 40, reward, best_of: 16 }
         }
@@ -164,8 +163,8 @@ impl RewardModelResult {
             noisy_accuracy: report.held_out.label_accuracy,
             trained_on: if report.chose_denoised { "denoised" } else { "raw" },
             denoised_gold_accuracy: report.denoised.map(|a| a.0.gold_accuracy),
-            no_denoising_gold_accuracy: report.undenoised.map(|a| a.0.gold_accuracy),
-            no_denoising_noisy_accuracy: report.undenoised.map(|a| a.0.label_accuracy),
+            no_denoising_gold_accuracy: Some(report.undenoised.0.gold_accuracy),
+            no_denoising_noisy_accuracy: Some(report.undenoised.0.label_accuracy),
             ensemble_mean_gold_accuracy: report.ensemble_mean.map(|a| a.gold_accuracy),
             flip_fraction: config.flip_fraction,
             train_pairs: report.train_pairs,
@@ -175,7 +174,7 @@ impl RewardModelResult {
             flips_correcting: report.audit.map(|a| a.flips_correcting),
             flips_damaging: report.audit.map(|a| a.flips_damaging),
             selected_step: report.selection.step,
-            steps: config.final_model.steps,
+            steps: config.model.steps,
             seconds: report.seconds,
         }
     }

@@ -264,7 +264,7 @@ fn a_reward_model_learns_a_tiny_noisy_preference_problem() {
         assert!(after.gold_accuracy >= 0.8, "member {m}: held-out {after:?} (untrained {before:?})");
     }
     // The ensemble's mean ranks better than its members, and its members differ.
-    let strength = ensemble_strength(&backend, &members, &held_out, tok.pad_id()).unwrap();
+    let strength = ensemble_strength(&backend, &members.iter().collect::<Vec<_>>(), &held_out, tok.pad_id()).unwrap();
     let mean: Vec<f32> = strength.iter().map(|s| s.mean).collect();
     let together = pair_accuracy(&mean, &held_out);
     assert!(together.gold_accuracy >= 0.85, "ensemble mean: {together:?}");

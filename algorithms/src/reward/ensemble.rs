@@ -89,7 +89,7 @@ pub fn train_ensemble<B: Backend>(
 /// The ensemble's preference strength on each pair.
 pub fn ensemble_strength<B: Backend>(
     backend: &B,
-    members: &[RewardModel<B>],
+    members: &[&RewardModel<B>],
     pairs: &[PreferencePair],
     pad_id: u32,
 ) -> Result<Vec<Strength>> {

@@ -1,7 +1,8 @@
 //! A learned reward model as a rollout's [`RewardSource`] (the proxy reward of RLHF, as opposed to
-//! the task's gold reward). Each sample is scored on the row `prompt ++ response` at its last real
-//! token — the end marker when the response finished — exactly the rows and read-out the reward
-//! model was trained on ([`crate::reward::RewardModel::score`]).
+//! the task's gold reward). Each sample is scored on the row `prompt ++ response` (the end marker
+//! included when the response finished) with the model's own [`crate::reward::model::Readout`]:
+//! exactly the rows and read-out the reward model was trained on
+//! ([`crate::reward::RewardModel::score`]).
 
 use runtime::Backend;
 
