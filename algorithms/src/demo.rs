@@ -135,8 +135,10 @@ pub struct RewardModelResult {
     /// Which labels the kept model was trained on: `denoised` or `raw` (the model more accurate
     /// on the noisy validation labels is kept).
     pub trained_on: &'static str,
-    /// The final model trained on the denoised labels, and the same trained on the raw labels
-    /// (when measured).
+    /// Ensemble members, the raw-label model included (0: no ensemble, no denoising).
+    pub ensemble_members: usize,
+    /// The model trained on the denoised labels (with an ensemble), and the same trained on the
+    /// raw labels.
     pub denoised_gold_accuracy: Option<f64>,
     pub no_denoising_gold_accuracy: Option<f64>,
     pub no_denoising_noisy_accuracy: Option<f64>,
@@ -162,6 +164,7 @@ impl RewardModelResult {
             gold_accuracy: report.held_out.gold_accuracy,
             noisy_accuracy: report.held_out.label_accuracy,
             trained_on: if report.chose_denoised { "denoised" } else { "raw" },
+            ensemble_members: if report.ensemble_mean.is_some() { report.member_steps.len() } else { 0 },
             denoised_gold_accuracy: report.denoised.map(|a| a.0.gold_accuracy),
             no_denoising_gold_accuracy: Some(report.undenoised.0.gold_accuracy),
             no_denoising_noisy_accuracy: Some(report.undenoised.0.label_accuracy),
@@ -189,6 +192,7 @@ impl RewardModelResult {
             gold_accuracy: proxy.gold_accuracy,
             noisy_accuracy: proxy.noisy_accuracy,
             trained_on: "raw",
+            ensemble_members: 0,
             denoised_gold_accuracy: None,
             no_denoising_gold_accuracy: None,
             no_denoising_noisy_accuracy: None,
