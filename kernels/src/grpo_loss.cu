@@ -19,11 +19,16 @@ template <typename T> struct GrpoToken {
     const T* ref_logprob;
     const T* advantages;
     float clip_low, clip_high, dual_clip, beta;
-    __device__ TokenTerms operator()(u64 i) const {
-        const float lp = to_f32(logprob[i]);
-        TokenTerms k = clipped_surrogate(lp - to_f32(old_logprob[i]), to_f32(advantages[i]),
-                                         clip_low, clip_high, dual_clip);
-        const float log_q = lp - to_f32(ref_logprob[i]);
+    enum { INPUTS = 4 };
+    __device__ void load(u64 i, float (&x)[4]) const {
+        x[0] = to_f32(logprob[i]);
+        x[1] = to_f32(old_logprob[i]);
+        x[2] = to_f32(ref_logprob[i]);
+        x[3] = to_f32(advantages[i]);
+    }
+    __device__ TokenTerms operator()(const float (&x)[4]) const {
+        TokenTerms k = clipped_surrogate(x[0] - x[1], x[3], clip_low, clip_high, dual_clip);
+        const float log_q = x[0] - x[2];
         const float e = expm1f(-log_q);
         const float kl = e + log_q;
         k.stat[3] = kl;

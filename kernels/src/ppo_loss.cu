@@ -19,10 +19,14 @@ template <typename T> struct PpoToken {
     const T* old_logprob;
     const T* advantages;
     float clip_low, clip_high, dual_clip;
-    __device__ TokenTerms operator()(u64 i) const {
-        const float log_ratio = to_f32(logprob[i]) - to_f32(old_logprob[i]);
-        return clipped_surrogate(log_ratio, to_f32(advantages[i]), clip_low, clip_high,
-                                 dual_clip);
+    enum { INPUTS = 3 };
+    __device__ void load(u64 i, float (&x)[4]) const {
+        x[0] = to_f32(logprob[i]);
+        x[1] = to_f32(old_logprob[i]);
+        x[2] = to_f32(advantages[i]);
+    }
+    __device__ TokenTerms operator()(const float (&x)[4]) const {
+        return clipped_surrogate(x[0] - x[1], x[2], clip_low, clip_high, dual_clip);
     }
 };
 

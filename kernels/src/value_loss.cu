@@ -18,13 +18,20 @@ template <typename T> struct ValueToken {
     const T* old_values;
     const T* returns;
     float clip;
-    __device__ TokenTerms operator()(u64 i) const {
-        const float v = to_f32(values[i]);
-        const float ret = to_f32(returns[i]);
+    enum { INPUTS = 3 };
+    // The old values matter only with a clip (clip < 0: none), so only then are they read.
+    __device__ void load(u64 i, float (&x)[4]) const {
+        x[0] = to_f32(values[i]);
+        x[1] = to_f32(returns[i]);
+        x[2] = clip >= 0.0f ? to_f32(old_values[i]) : 0.0f;
+    }
+    __device__ TokenTerms operator()(const float (&x)[4]) const {
+        const float v = x[0];
+        const float ret = x[1];
         const float error = v - ret;
         const float unclipped = error * error;
         if (clip >= 0.0f) {
-            const float old = to_f32(old_values[i]);
+            const float old = x[2];
             const float e = fminf(fmaxf(v, old - clip), old + clip) - ret;
             if (e * e > unclipped) return TokenTerms{0.5f * (e * e), 0.0f, {1.0f, 0.0f, 0.0f, 0.0f}};
         }
