@@ -8,7 +8,7 @@
 // Σ (r − 1) − log r, Σ k3. Without a reference (β = 0) the launcher passes the policy's
 // log-probs as ref_logprob: log q = 0 gives k3 = 0 and a zero KL gradient exactly.
 // Shapes: logprob, old_logprob, ref_logprob, advantages [rows, cols] T; mask [rows, cols] u32;
-// partial [6, rows] f32; totals [7] f32.
+// partial [rows, 8] f32; totals [7] f32.
 // Split, determinism and bytes: masked_loss.cuh (grid = rows, 256 threads per block).
 #include "common.cuh"
 #include "masked_loss.cuh"

@@ -22,13 +22,14 @@
 // logical 32-token chunk by shuffles (lane k takes the element `mis + k` of the pair, mis = the
 // row start's offset in its window), so which thread folds which token, and in what order, depend
 // only on the token's index in its row and the constant block size — never on B or the row's
-// offset. common.cuh's fixed block_sum then writes column b of partial [MASKED_LOSS_PARTIAL, rows]
-// f32 = {tokens n_b, Σ l, Σ stat0..3} (columns, so that the bwd's strided reads over rows are
-// coalesced).
+// offset. common.cuh's fixed block_sum then gives row b of partial [rows, MASKED_LOSS_PARTIAL]
+// f32 = {tokens n_b, Σ l, Σ stat0..3, 0, 0}, written by 8 lanes as one whole 32-byte sector.
 // <op>_bwd, grid = rows: every block folds all rows' partials in the same fixed order (thread t
-// takes rows t, t + blockDim, ..., then block_sum), so every block gets the same totals bit for
-// bit: tokens N_tok, rows with a token S, and the loss — Σ_b Σ l / N_tok (token mean) or
-// Σ_b (Σ l / n_b) / S (sequence mean). Block 0 writes totals = {loss, N_tok, Σ stat0..3, S}.
+// takes slot t % 8 of rows t / 8, t / 8 + blockDim / 8, ..., so 8 lanes read a row's sector;
+// then each slot is summed over the warp by a butterfly and over the warps in order), so every
+// block gets the same totals bit for bit: tokens N_tok, rows with a token S, and the loss —
+// Σ_b Σ l / N_tok (token mean) or Σ_b (Σ l / n_b) / S (sequence mean). Block 0 writes
+// totals = {loss, N_tok, Σ stat0..3, S}.
 // Block b then writes its row's gradient w_b·dl (0 off the mask), elementwise over the row's
 // aligned windows (warp w takes windows w, w + warps, ...; no reduction, so no rotation):
 // w_b = 1/N_tok or 1/(n_b·S), the Cpu's f32 weights. A sequence with no masked token adds
@@ -37,11 +38,12 @@
 // exact in f32 up to 2^24 tokens.
 // Bytes (S = element size, I = the op's inputs): fwd reads the mask (4 B per token) once and the
 // inputs (I·S per token) once in every window holding a masked token (at most B·T·I·S), writes
-// 24·rows; bwd reads the same again, writes the gradient once (B·T·S) and reads
-// rows·MASKED_LOSS_PARTIAL·4 bytes of partials per block (rows² reads in all: small next to the
-// token data for the batch sizes of RL, rows in the hundreds).
+// 32·rows; bwd reads the same again, writes the gradient once (B·T·S) and reads 32·rows bytes
+// of partials per block (rows² reads in all: small next to the token data for the batch sizes
+// of RL, rows in the hundreds).
 
-#define MASKED_LOSS_PARTIAL 6
+// Per row: tokens, Σ l, Σ stat0..3 and two zeros, so that a row's partials are one whole sector.
+#define MASKED_LOSS_PARTIAL 8
 #define MASKED_LOSS_TOTALS 7
 // Tokens per fwd segment: 8 windows, so a misaligned segment touches one sector more than its
 // 32 (f32, the mask) or 16 (bf16) sectors' worth.
@@ -121,10 +123,14 @@ __device__ __forceinline__ void masked_loss_fwd(const u32* __restrict__ mask,
             cur = next;
         }
     }
+    float total = 0.0f;
 #pragma unroll
-    for (int j = 0; j < MASKED_LOSS_PARTIAL; ++j) {
-        const float total = block_sum(acc[j], scratch);
-        if (threadIdx.x == 0) partial[u64(j) * rows + row] = total;
+    for (int j = 0; j < 6; ++j) {
+        const float sum = block_sum(acc[j], scratch);
+        if (threadIdx.x == u32(j)) total = sum;
+    }
+    if (threadIdx.x < MASKED_LOSS_PARTIAL) {
+        partial[u64(row) * MASKED_LOSS_PARTIAL + threadIdx.x] = total;
     }
 }
 
@@ -134,22 +140,39 @@ __device__ __forceinline__ void masked_loss_bwd(const u32* __restrict__ mask,
                                                 float* __restrict__ totals, T* __restrict__ grad,
                                                 u32 rows, u32 cols, u32 sequence_mean,
                                                 const Token& token) {
-    __shared__ float scratch[32];
+    __shared__ float scratch[32 * MASKED_LOSS_PARTIAL];
     const u32 row = blockIdx.x;
     if (row >= rows) return;
+    // Thread t takes slot t % 8 of rows t / 8, t / 8 + blockDim / 8, ...: each group of 8 lanes
+    // reads one row's whole sector. Slot 6 becomes "the row has a token", slot 7 stays 0.
+    const u32 lane = threadIdx.x % 32;
+    const u32 slot = threadIdx.x % MASKED_LOSS_PARTIAL;
+    const u32 rows_per_round = blockDim.x / MASKED_LOSS_PARTIAL;
+    float part = 0.0f;
+    // Warp-uniform loop: the shuffle needs every lane.
+    for (u32 base = 0; base < rows; base += rows_per_round) {
+        const u32 r = base + threadIdx.x / MASKED_LOSS_PARTIAL;
+        const float v = r < rows ? partial[u64(r) * MASKED_LOSS_PARTIAL + slot] : 0.0f;
+        const float n = __shfl_sync(RLHF_FULL_MASK, v, lane & ~(MASKED_LOSS_PARTIAL - 1));
+        if (slot == 1 && sequence_mean) {
+            part += n > 0.0f ? v / n : 0.0f;
+        } else if (slot == 6) {
+            part += n > 0.0f ? 1.0f : 0.0f;
+        } else {
+            part += v;
+        }
+    }
+    // Sum each slot over the warp (lanes slot, slot + 8, ...), then over the warps in order.
+    part += __shfl_xor_sync(RLHF_FULL_MASK, part, 8);
+    part += __shfl_xor_sync(RLHF_FULL_MASK, part, 16);
+    if (lane < MASKED_LOSS_PARTIAL) scratch[threadIdx.x / 32 * MASKED_LOSS_PARTIAL + lane] = part;
+    __syncthreads();
     // tokens, loss, stat0..3, rows with a token
     float acc[MASKED_LOSS_TOTALS] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    for (u32 r = threadIdx.x; r < rows; r += blockDim.x) {
-        const float n = partial[r];
-        const float loss = partial[u64(rows) + r];
-        acc[0] += n;
-        acc[1] += sequence_mean ? (n > 0.0f ? loss / n : 0.0f) : loss;
+    for (u32 w = 0; w < blockDim.x / 32; ++w) {
 #pragma unroll
-        for (int s = 0; s < 4; ++s) acc[2 + s] += partial[u64(2 + s) * rows + r];
-        acc[6] += n > 0.0f ? 1.0f : 0.0f;
+        for (int j = 0; j < MASKED_LOSS_TOTALS; ++j) acc[j] += scratch[w * MASKED_LOSS_PARTIAL + j];
     }
-#pragma unroll
-    for (int j = 0; j < MASKED_LOSS_TOTALS; ++j) acc[j] = block_sum(acc[j], scratch);
     const float tokens = acc[0];
     const float seqs = acc[6];
     if (blockIdx.x == 0 && threadIdx.x == 0) {
@@ -159,7 +182,7 @@ __device__ __forceinline__ void masked_loss_bwd(const u32* __restrict__ mask,
 #pragma unroll
         for (int j = 2; j < MASKED_LOSS_TOTALS; ++j) totals[j] = acc[j];
     }
-    const float n_row = partial[row];
+    const float n_row = partial[u64(row) * MASKED_LOSS_PARTIAL];
     float weight;
     if (sequence_mean) {
         weight = n_row > 0.0f ? 1.0f / float(u32(n_row) * u32(seqs)) : 0.0f;

@@ -8,7 +8,7 @@
 //   (`=`, storage T) = w·dl, 0 off the mask. Statistics: tokens with the ratio clip active, with
 //   the dual clip active, and Σ (r − 1) − log r (approx KL(π_old ‖ π)).
 // Shapes: logprob, old_logprob, advantages [rows, cols] T; mask [rows, cols] u32;
-// partial [6, rows] f32; totals [7] f32.
+// partial [rows, 8] f32; totals [7] f32.
 // Split, determinism and bytes: masked_loss.cuh (ppo_loss_fwd per-row partial sums, ppo_loss_bwd
 // fixed-order totals and the gradient; grid = rows, 256 threads each).
 #include "common.cuh"

@@ -8,7 +8,7 @@
 //   clip range and the term is flat in it).
 // L = Σ w·l (token or sequence mean); dvalues (`=`, storage T) = w·dl, 0 off the mask. Statistic:
 // tokens whose clipped term is the larger.
-// Shapes: values, old_values, returns [rows, cols] T; mask [rows, cols] u32; partial [6, rows]
+// Shapes: values, old_values, returns [rows, cols] T; mask [rows, cols] u32; partial [rows, 8]
 // f32; totals [7] f32. Split, determinism and bytes: masked_loss.cuh (grid = rows, 256 threads).
 #include "common.cuh"
 #include "masked_loss.cuh"

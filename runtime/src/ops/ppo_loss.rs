@@ -232,8 +232,9 @@ pub(crate) fn ppo_loss_cpu(
 /// Threads per block of the masked-loss kernels (`kernels/src/masked_loss.cuh`); the totals'
 /// summation order depends on it, so it is a constant.
 const MASKED_LOSS_THREADS: u32 = 256;
-/// Partial sums per row (the kernels store them as `[MASKED_LOSS_PARTIAL, B]`).
-const MASKED_LOSS_PARTIAL: usize = 6;
+/// Partial-sum slots per row (the kernels store them as `[B, MASKED_LOSS_PARTIAL]`: six sums and
+/// two zeros, one 32-byte sector per row).
+const MASKED_LOSS_PARTIAL: usize = 8;
 
 /// What the masked-loss kernels return besides the gradient: `[loss, tokens, stat0..3, rows
 /// with a token]`, f32.
@@ -279,7 +280,7 @@ pub(crate) fn masked_loss_gpu<G: GpuBackend>(
     if b == 0 {
         return Ok((grad, MaskedLossTotals { loss: 0.0, tokens: 0, stats: [0.0; 4] }));
     }
-    let partial = gpu::alloc(gpu, &[MASKED_LOSS_PARTIAL, b], DType::F32)?;
+    let partial = gpu::alloc(gpu, &[b, MASKED_LOSS_PARTIAL], DType::F32)?;
     let totals = gpu::alloc(gpu, &[7], DType::F32)?;
     let launch = Launch::linear(rows, MASKED_LOSS_THREADS);
     let tensors = || inputs.iter().map(|&x| Arg::In(x)).chain([Arg::In(mask)]);
