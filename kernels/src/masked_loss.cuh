@@ -2,45 +2,46 @@
 // value_loss). Included after common.cuh.
 //
 // Inputs are [rows, cols] (B sequences of T tokens) with a 0/1 mask (checked binary on the host).
-// A `Token` functor names its INPUTS (at most 4), loads them at a flat index as f32 (`load`), and
-// gives, for a masked token's inputs, its loss l, dl/d(input) and up to four statistics.
+// A `Token` functor names its INPUTS (at most 4) and STATS (at most 4), loads its inputs at a
+// flat index as f32 (`load`), and gives, for a masked token's inputs, its loss l, dl/d(input) and
+// its statistics. The gradient weights are known before any token is read: they depend only on
+// the mask, which the host has already downloaded to check it, so it uploads each row's weight
+// w_b (1/N_tok for the token mean, 1/(n_b·S) for the sequence mean: the Cpu's f32 values) and
+// one pass over the tokens writes the finished gradient.
 //
 // Memory access: a row starts at flat index row·cols, anywhere on the 32-byte sector grid, so a
 // warp reading 32 consecutive tokens of a row touches one sector more than it needs (5 for 4 in
-// f32, 3 for 2 in bf16). Both kernels therefore read in windows of 32 elements aligned to the
-// allocation (flat index a multiple of 32: whole 128-byte lines for the mask and f32 inputs,
-// 64-byte for bf16), each lane loading the window's element if it lies in the row; the only
-// partial sectors are at the row's (and, in the fwd, a segment's) two ends. A window's inputs are
-// read, unconditionally for all its lanes in the row, only when one of its tokens is masked
-// (warp vote): prompt and padding windows cost the mask alone, and no read covers part of a
-// sector because of where a response starts or ends.
+// f32, 3 for 2 in bf16). The fwd therefore reads and writes in windows of 32 elements aligned to
+// the allocation (flat index a multiple of 32: whole 128-byte lines for the mask and f32 data,
+// 64-byte for bf16), each lane taking the window's element if it lies in the row; the only
+// partial sectors are at the two ends of a row's segment (below). A window's inputs are read,
+// for all its lanes in the row, only when one of its tokens is masked (warp vote): prompt and
+// padding windows cost the mask alone, and no read covers part of a sector because of where a
+// response starts or ends.
 //
-// <op>_fwd, grid = rows, MASKED_LOSS_THREADS threads: block b sums over its row's masked tokens.
-// The row is cut into segments of MASKED_LOSS_SEGMENT tokens by index; warp w owns segments
-// w, w + warps, ...; within a segment, lane k folds tokens 32j + k (j = 0, 1, ...) in order. The
-// warp walks the segment's aligned windows once each and rotates every window pair into the
-// logical 32-token chunk by shuffles (lane k takes the element `mis + k` of the pair, mis = the
-// row start's offset in its window), so which thread folds which token, and in what order, depend
-// only on the token's index in its row and the constant block size — never on B or the row's
-// offset. common.cuh's fixed block_sum then gives row b of partial [rows, MASKED_LOSS_PARTIAL]
-// f32 = {tokens n_b, Σ l, Σ stat0..3, 0, 0}, written by 8 lanes as one whole 32-byte sector.
-// <op>_bwd, grid = rows: every block folds all rows' partials in the same fixed order (thread t
-// takes slot t % 8 of rows t / 8, t / 8 + blockDim / 8, ..., so 8 lanes read a row's sector;
-// then each slot is summed over the warp by a butterfly and over the warps in order), so every
-// block gets the same totals bit for bit: tokens N_tok, rows with a token S, and the loss —
-// Σ_b Σ l / N_tok (token mean) or Σ_b (Σ l / n_b) / S (sequence mean). Block 0 writes
-// totals = {loss, N_tok, Σ stat0..3, S}.
-// Block b then writes its row's gradient w_b·dl (0 off the mask), elementwise over the row's
-// aligned windows (warp w takes windows w, w + warps, ...; no reduction, so no rotation):
-// w_b = 1/N_tok or 1/(n_b·S), the Cpu's f32 weights. A sequence with no masked token adds
-// nothing; no token at all gives a zero loss and gradient.
+// <op>_fwd, grid = rows, MASKED_LOSS_THREADS threads, block b = row b. The row is cut into
+// segments of MASKED_LOSS_SEGMENT tokens by index; warp w owns segments w, w + warps, ... and
+// walks each segment's aligned windows once: per window, every lane evaluates its own token,
+// writes its gradient w_b·dl (0 off the mask) and keeps the token's terms {1, l, stat0..3}
+// (zeros off the mask). For the sums, each window pair is rotated by shuffles into the logical
+// 32-token chunk (lane k takes element `mis + k` of the pair, mis = the row start's offset in its
+// window), so lane k folds tokens 32j + k of the segment in increasing j: which thread folds
+// which token, and in what order, depend only on the token's index in its row and the constant
+// block size — never on B or the row's offset. common.cuh's fixed block_sum then gives row b of
+// partial [rows, MASKED_LOSS_PARTIAL] f32 = {tokens n_b, Σ l, Σ stat0..3, 0, 0}, written by 8
+// lanes as one whole 32-byte sector.
+// <op>_fwd_totals, one block of MASKED_LOSS_THREADS: folds all rows' partials in a fixed order
+// (thread t takes slot t % 8 of rows t / 8, t / 8 + blockDim / 8, ..., so 8 lanes read a row's
+// sector; each slot is then summed over the warp by a butterfly and over the warps in order) and
+// writes totals = {loss, N_tok, Σ stat0..3, S}: the loss is Σ_b Σ l / N_tok (token mean) or
+// Σ_b (Σ l / n_b) / S (sequence mean), S the rows with a token. A sequence with no masked token
+// adds nothing; no token at all gives a zero loss and gradient.
 // No atomics: the result depends only on the data and the constant block size. Token counts are
 // exact in f32 up to 2^24 tokens.
-// Bytes (S = element size, I = the op's inputs): fwd reads the mask (4 B per token) once and the
-// inputs (I·S per token) once in every window holding a masked token (at most B·T·I·S), writes
-// 32·rows; bwd reads the same again, writes the gradient once (B·T·S) and reads 32·rows bytes
-// of partials per block (rows² reads in all: small next to the token data for the batch sizes
-// of RL, rows in the hundreds).
+// Bytes (S = element size, I = the op's inputs): the fwd reads the mask (4 B per token) once,
+// the inputs (I·S per token) once in every window holding a masked token (at most B·T·I·S) and
+// 4·rows of weights, and writes the gradient once (B·T·S) and 32·rows of partials; the totals
+// read the 32·rows bytes of partials and write 28.
 
 // Per row: tokens, Σ l, Σ stat0..3 and two zeros, so that a row's partials are one whole sector.
 #define MASKED_LOSS_PARTIAL 8
@@ -72,28 +73,56 @@ __device__ __forceinline__ WindowElement load_window(const u32* __restrict__ mas
     return e;
 }
 
+// What a token adds to its row's partial sums: {1, l, stat0..3}, or zeros off the mask.
+struct WindowTerms {
+    float v[6];
+};
+
+// One window of a segment: loads flat element `i` (in [first, end)), writes its gradient
+// `weight·dl` (0 off the mask) and returns the token's terms, in the window's lane order.
+template <typename T, typename Token>
+__device__ __forceinline__ WindowTerms window_terms(const u32* __restrict__ mask,
+                                                   T* __restrict__ grad, u64 i, u64 first,
+                                                   u64 end, float weight, const Token& token) {
+    const WindowElement e = load_window(mask, i, first, end, token);
+    WindowTerms w = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};
+    float g = 0.0f;
+    if (e.mask != 0) {
+        const TokenTerms k = token(e.x);
+        w.v[0] = 1.0f;
+        w.v[1] = k.loss;
+#pragma unroll
+        for (int s = 0; s < 4; ++s) w.v[2 + s] = k.stat[s];
+        g = weight * k.grad;
+    }
+    if (i >= first && i < end) grad[i] = from_f32<T>(g);
+    return w;
+}
+
 // Element `source` of the window `a` (or of the window `b` after it, for `from_next`).
-template <typename V>
-__device__ __forceinline__ V rotate(V a, V b, u32 source, bool from_next) {
-    const V from_a = __shfl_sync(RLHF_FULL_MASK, a, source);
-    const V from_b = __shfl_sync(RLHF_FULL_MASK, b, source);
+__device__ __forceinline__ float rotate(float a, float b, u32 source, bool from_next) {
+    const float from_a = __shfl_sync(RLHF_FULL_MASK, a, source);
+    const float from_b = __shfl_sync(RLHF_FULL_MASK, b, source);
     return from_next ? from_b : from_a;
 }
 
-template <typename Token>
+template <typename T, typename Token>
 __device__ __forceinline__ void masked_loss_fwd(const u32* __restrict__ mask,
-                                                float* __restrict__ partial, u32 rows, u32 cols,
-                                                const Token& token) {
+                                                const float* __restrict__ row_weight,
+                                                float* __restrict__ partial, T* __restrict__ grad,
+                                                u32 rows, u32 cols, const Token& token) {
     __shared__ float scratch[32];
     const u32 row = blockIdx.x;
     if (row >= rows) return;
+    const float weight = row_weight[row];
     const u32 lane = threadIdx.x % 32;
     const u32 warps = blockDim.x / 32;
     const u64 begin = u64(row) * cols;
     const u32 mis = u32(begin % 32);
     const u32 source = (lane + mis) % 32;
     const bool from_next = lane + mis >= 32;
-    float acc[MASKED_LOSS_PARTIAL] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    // tokens, Σ l, Σ stat0..3
+    float acc[6] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     // Warp-uniform loops: the shuffles and votes see every lane.
     for (u32 seg = threadIdx.x / 32 * MASKED_LOSS_SEGMENT; seg < cols;
          seg += warps * MASKED_LOSS_SEGMENT) {
@@ -102,30 +131,22 @@ __device__ __forceinline__ void masked_loss_fwd(const u32* __restrict__ mask,
         const u64 end = begin + seg_cols;
         // Window w of the segment is flat [first − mis + 32w, +32); chunk w (tokens
         // seg + 32w + k) is its elements mis.. followed by window w + 1's elements ..mis.
-        WindowElement cur = load_window(mask, first - mis + lane, first, end, token);
+        WindowTerms cur = window_terms(mask, grad, first - mis + lane, first, end, weight, token);
         for (u32 t = seg; t < seg_cols; t += 32) {
-            const WindowElement next =
-                load_window(mask, begin + t - mis + 32 + lane, first, end, token);
+            const WindowTerms next =
+                window_terms(mask, grad, begin + t - mis + 32 + lane, first, end, weight, token);
             // Both windows are shuffled: the source lane cannot know which one its reader needs.
-            WindowElement e;
-            e.mask = rotate(cur.mask, next.mask, source, from_next);
+            // Off the mask and past the segment the terms are zeros, which leave a sum as it is.
 #pragma unroll
-            for (int s = 0; s < Token::INPUTS; ++s) {
-                e.x[s] = rotate(cur.x[s], next.x[s], source, from_next);
-            }
-            if (t + lane < seg_cols && e.mask != 0) {
-                const TokenTerms k = token(e.x);
-                acc[0] += 1.0f;
-                acc[1] += k.loss;
-#pragma unroll
-                for (int s = 0; s < 4; ++s) acc[2 + s] += k.stat[s];
+            for (int j = 0; j < 2 + Token::STATS; ++j) {
+                acc[j] += rotate(cur.v[j], next.v[j], source, from_next);
             }
             cur = next;
         }
     }
     float total = 0.0f;
 #pragma unroll
-    for (int j = 0; j < 6; ++j) {
+    for (int j = 0; j < 2 + Token::STATS; ++j) {
         const float sum = block_sum(acc[j], scratch);
         if (threadIdx.x == u32(j)) total = sum;
     }
@@ -134,15 +155,13 @@ __device__ __forceinline__ void masked_loss_fwd(const u32* __restrict__ mask,
     }
 }
 
-template <typename T, typename Token>
-__device__ __forceinline__ void masked_loss_bwd(const u32* __restrict__ mask,
-                                                const float* __restrict__ partial,
-                                                float* __restrict__ totals, T* __restrict__ grad,
-                                                u32 rows, u32 cols, u32 sequence_mean,
-                                                const Token& token) {
+// One block: folds every row's partials in a fixed order and writes
+// totals = {loss, N_tok, Σ stat0..3, S}.
+__device__ __forceinline__ void masked_loss_totals(const float* __restrict__ partial,
+                                                   float* __restrict__ totals, u32 rows,
+                                                   u32 sequence_mean) {
     __shared__ float scratch[32 * MASKED_LOSS_PARTIAL];
-    const u32 row = blockIdx.x;
-    if (row >= rows) return;
+    if (blockIdx.x != 0) return;
     // Thread t takes slot t % 8 of rows t / 8, t / 8 + blockDim / 8, ...: each group of 8 lanes
     // reads one row's whole sector. Slot 6 becomes "the row has a token", slot 7 stays 0.
     const u32 lane = threadIdx.x % 32;
@@ -167,39 +186,18 @@ __device__ __forceinline__ void masked_loss_bwd(const u32* __restrict__ mask,
     part += __shfl_xor_sync(RLHF_FULL_MASK, part, 16);
     if (lane < MASKED_LOSS_PARTIAL) scratch[threadIdx.x / 32 * MASKED_LOSS_PARTIAL + lane] = part;
     __syncthreads();
+    if (threadIdx.x != 0) return;
     // tokens, loss, stat0..3, rows with a token
     float acc[MASKED_LOSS_TOTALS] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (u32 w = 0; w < blockDim.x / 32; ++w) {
 #pragma unroll
         for (int j = 0; j < MASKED_LOSS_TOTALS; ++j) acc[j] += scratch[w * MASKED_LOSS_PARTIAL + j];
     }
-    const float tokens = acc[0];
-    const float seqs = acc[6];
-    if (blockIdx.x == 0 && threadIdx.x == 0) {
-        const float denominator = sequence_mean ? seqs : tokens;
-        totals[0] = denominator > 0.0f ? acc[1] / denominator : 0.0f;
-        totals[1] = tokens;
+    const float denominator = sequence_mean ? acc[6] : acc[0];
+    totals[0] = denominator > 0.0f ? acc[1] / denominator : 0.0f;
+    totals[1] = acc[0];
 #pragma unroll
-        for (int j = 2; j < MASKED_LOSS_TOTALS; ++j) totals[j] = acc[j];
-    }
-    const float n_row = partial[u64(row) * MASKED_LOSS_PARTIAL];
-    float weight;
-    if (sequence_mean) {
-        weight = n_row > 0.0f ? 1.0f / float(u32(n_row) * u32(seqs)) : 0.0f;
-    } else {
-        weight = tokens > 0.0f ? 1.0f / tokens : 0.0f;
-    }
-    const u64 begin = u64(row) * cols;
-    const u64 end = begin + cols;
-    // Warp-uniform loop over the row's aligned windows (load_window votes across the warp).
-    for (u64 window = begin - begin % 32 + threadIdx.x / 32 * 32; window < end;
-         window += blockDim.x) {
-        const u64 i = window + threadIdx.x % 32;
-        const WindowElement e = load_window(mask, i, begin, end, token);
-        if (i >= begin && i < end) {
-            grad[i] = from_f32<T>(e.mask == 0 ? 0.0f : weight * token(e.x).grad);
-        }
-    }
+    for (int j = 2; j < MASKED_LOSS_TOTALS; ++j) totals[j] = acc[j];
 }
 
 // PPO's clipped surrogate of one token (ppo_loss.rs): ratio r = e^(log r), advantage A.
