@@ -112,9 +112,13 @@ __device__ __forceinline__ void masked_loss_fwd(const u32* __restrict__ mask,
                                                 float* __restrict__ partial, T* __restrict__ grad,
                                                 u32 rows, u32 cols, const Token& token) {
     __shared__ float scratch[32];
+    __shared__ float row_weight_shared;
     const u32 row = blockIdx.x;
     if (row >= rows) return;
-    const float weight = row_weight[row];
+    // One thread reads the row's weight: 4 bytes, not one load per thread.
+    if (threadIdx.x == 0) row_weight_shared = row_weight[row];
+    __syncthreads();
+    const float weight = row_weight_shared;
     const u32 lane = threadIdx.x % 32;
     const u32 warps = blockDim.x / 32;
     const u64 begin = u64(row) * cols;
@@ -186,18 +190,17 @@ __device__ __forceinline__ void masked_loss_totals(const float* __restrict__ par
     part += __shfl_xor_sync(RLHF_FULL_MASK, part, 16);
     if (lane < MASKED_LOSS_PARTIAL) scratch[threadIdx.x / 32 * MASKED_LOSS_PARTIAL + lane] = part;
     __syncthreads();
-    if (threadIdx.x != 0) return;
-    // tokens, loss, stat0..3, rows with a token
-    float acc[MASKED_LOSS_TOTALS] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    for (u32 w = 0; w < blockDim.x / 32; ++w) {
-#pragma unroll
-        for (int j = 0; j < MASKED_LOSS_TOTALS; ++j) acc[j] += scratch[w * MASKED_LOSS_PARTIAL + j];
-    }
-    const float denominator = sequence_mean ? acc[6] : acc[0];
-    totals[0] = denominator > 0.0f ? acc[1] / denominator : 0.0f;
-    totals[1] = acc[0];
-#pragma unroll
-    for (int j = 2; j < MASKED_LOSS_TOTALS; ++j) totals[j] = acc[j];
+    if (threadIdx.x >= 32) return;
+    // Warp 0: lane j sums slot j % 8 over the warps in order, and lanes 0..6 write the 7 totals
+    // in one request: {loss, N_tok (slot 0), Σ stat0..3 (slots 2..5), S (slot 6)}.
+    float sum = 0.0f;
+    for (u32 w = 0; w < blockDim.x / 32; ++w) sum += scratch[w * MASKED_LOSS_PARTIAL + slot];
+    const float tokens = __shfl_sync(RLHF_FULL_MASK, sum, 0);
+    const float loss_sum = __shfl_sync(RLHF_FULL_MASK, sum, 1);
+    const float seqs = __shfl_sync(RLHF_FULL_MASK, sum, 6);
+    const float denominator = sequence_mean ? seqs : tokens;
+    const float loss = denominator > 0.0f ? loss_sum / denominator : 0.0f;
+    if (lane < MASKED_LOSS_TOTALS) totals[lane] = lane == 0 ? loss : lane == 1 ? tokens : sum;
 }
 
 // PPO's clipped surrogate of one token (ppo_loss.rs): ratio r = e^(log r), advantage A.
