@@ -21,15 +21,20 @@
 //
 // <op>_fwd, grid = rows, MASKED_LOSS_THREADS threads, block b = row b. The row is cut into
 // segments of MASKED_LOSS_SEGMENT tokens by index; warp w owns segments w, w + warps, ... and
-// walks each segment's aligned windows once: per window, every lane evaluates its own token,
-// writes its gradient w_b·dl (0 off the mask) and keeps the token's terms {1, l, stat0..3}
-// (zeros off the mask). For the sums, each window pair is rotated by shuffles into the logical
-// 32-token chunk (lane k takes element `mis + k` of the pair, mis = the row start's offset in its
-// window), so lane k folds tokens 32j + k of the segment in increasing j: which thread folds
-// which token, and in what order, depend only on the token's index in its row and the constant
-// block size — never on B or the row's offset. common.cuh's fixed block_sum then gives row b of
-// partial [rows, MASKED_LOSS_PARTIAL] f32 = {tokens n_b, Σ l, Σ stat0..3, 0, 0}, written by 8
-// lanes as one whole 32-byte sector.
+// walks each segment's aligned windows once: every lane evaluates its element's token, writes its
+// gradient w_b·dl (0 off the mask) and adds the token's terms {1, l, stat0..3} (zeros off the
+// mask, which leave a sum as it is) to its sums. So lane k folds, in increasing order, the
+// segment's tokens of one residue class modulo 32, class (k − mis) mod 32 with mis the row
+// start's offset in its window: the row's offset only rotates which lane holds which class. The
+// warp's sum is common.cuh's xor butterfly, which adds the same classes together under any
+// rotation (at offset 2^i the lanes' sums depend on their class modulo 2^(i+1), and lanes k and
+// k ^ 2^i hold classes that differ there in bit i alone), and float addition is commutative, so
+// it has the same bits at every offset; the warps are then folded in order (block_sum). Which
+// tokens are added together, and in what order, thus depends only on their indices in the row
+// and the constant block size — never on B or the row's offset (tests/ops/ppo_loss.rs: a row
+// alone and at each position of a batch give the same bits). Row b of partial
+// [rows, MASKED_LOSS_PARTIAL] f32 = {tokens n_b, Σ l, Σ stat0..3, 0, 0} is written by 8 lanes as
+// one whole 32-byte sector.
 // <op>_fwd_totals, one block of MASKED_LOSS_THREADS: folds all rows' partials in a fixed order
 // (thread t takes slot t % 8 of rows t / 8, t / 8 + blockDim / 8, ..., so 8 lanes read a row's
 // sector; each slot is then summed over the warp by a butterfly and over the warps in order) and
@@ -99,13 +104,6 @@ __device__ __forceinline__ WindowTerms window_terms(const u32* __restrict__ mask
     return w;
 }
 
-// Element `source` of the window `a` (or of the window `b` after it, for `from_next`).
-__device__ __forceinline__ float rotate(float a, float b, u32 source, bool from_next) {
-    const float from_a = __shfl_sync(RLHF_FULL_MASK, a, source);
-    const float from_b = __shfl_sync(RLHF_FULL_MASK, b, source);
-    return from_next ? from_b : from_a;
-}
-
 template <typename T, typename Token>
 __device__ __forceinline__ void masked_loss_fwd(const u32* __restrict__ mask,
                                                 const float* __restrict__ row_weight,
@@ -123,29 +121,20 @@ __device__ __forceinline__ void masked_loss_fwd(const u32* __restrict__ mask,
     const u32 warps = blockDim.x / 32;
     const u64 begin = u64(row) * cols;
     const u32 mis = u32(begin % 32);
-    const u32 source = (lane + mis) % 32;
-    const bool from_next = lane + mis >= 32;
     // tokens, Σ l, Σ stat0..3
     float acc[6] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    // Warp-uniform loops: the shuffles and votes see every lane.
+    // Warp-uniform loops: the votes in load_window see every lane.
     for (u32 seg = threadIdx.x / 32 * MASKED_LOSS_SEGMENT; seg < cols;
          seg += warps * MASKED_LOSS_SEGMENT) {
         const u32 seg_cols = min(cols, seg + MASKED_LOSS_SEGMENT);
         const u64 first = begin + seg;
         const u64 end = begin + seg_cols;
-        // Window w of the segment is flat [first − mis + 32w, +32); chunk w (tokens
-        // seg + 32w + k) is its elements mis.. followed by window w + 1's elements ..mis.
-        WindowTerms cur = window_terms(mask, grad, first - mis + lane, first, end, weight, token);
-        for (u32 t = seg; t < seg_cols; t += 32) {
-            const WindowTerms next =
-                window_terms(mask, grad, begin + t - mis + 32 + lane, first, end, weight, token);
-            // Both windows are shuffled: the source lane cannot know which one its reader needs.
-            // Off the mask and past the segment the terms are zeros, which leave a sum as it is.
+        // The segment's aligned windows: the first starts mis elements before the segment (seg
+        // is a multiple of 32), the last may run past it.
+        for (u64 window = first - mis; window < end; window += 32) {
+            const WindowTerms w = window_terms(mask, grad, window + lane, first, end, weight, token);
 #pragma unroll
-            for (int j = 0; j < 2 + Token::STATS; ++j) {
-                acc[j] += rotate(cur.v[j], next.v[j], source, from_next);
-            }
-            cur = next;
+            for (int j = 0; j < 2 + Token::STATS; ++j) acc[j] += w.v[j];
         }
     }
     float total = 0.0f;
