@@ -312,33 +312,31 @@ pub const SOURCES: &[Source] = &[
         "ppo_loss",
         entries!("ppo_loss";
             "ppo_loss_fwd" [F32, BF16] (logprob: In<T>, old_logprob: In<T>, advantages: In<T>,
-                mask: In<U32>, partial: Out<F32>, rows: U32, cols: U32, clip_low: F32,
-                clip_high: F32, dual_clip: F32);
-            "ppo_loss_bwd" [F32, BF16] (logprob: In<T>, old_logprob: In<T>, advantages: In<T>,
-                mask: In<U32>, partial: In<F32>, totals: Out<F32>, dlogprob: Out<T>, rows: U32,
-                cols: U32, clip_low: F32, clip_high: F32, dual_clip: F32, sequence_mean: U32);
+                mask: In<U32>, row_weight: In<F32>, partial: Out<F32>, dlogprob: Out<T>,
+                rows: U32, cols: U32, clip_low: F32, clip_high: F32, dual_clip: F32);
+            "ppo_loss_fwd_totals" [F32, BF16] (partial: In<F32>, totals: Out<F32>, rows: U32,
+                sequence_mean: U32);
         )
     ),
     source!(
         "grpo_loss",
         entries!("grpo_loss";
             "grpo_loss_fwd" [F32, BF16] (logprob: In<T>, old_logprob: In<T>, ref_logprob: In<T>,
-                advantages: In<T>, mask: In<U32>, partial: Out<F32>, rows: U32, cols: U32,
-                clip_low: F32, clip_high: F32, dual_clip: F32, beta: F32);
-            "grpo_loss_bwd" [F32, BF16] (logprob: In<T>, old_logprob: In<T>, ref_logprob: In<T>,
-                advantages: In<T>, mask: In<U32>, partial: In<F32>, totals: Out<F32>,
+                advantages: In<T>, mask: In<U32>, row_weight: In<F32>, partial: Out<F32>,
                 dlogprob: Out<T>, rows: U32, cols: U32, clip_low: F32, clip_high: F32,
-                dual_clip: F32, beta: F32, sequence_mean: U32);
+                dual_clip: F32, beta: F32);
+            "grpo_loss_fwd_totals" [F32, BF16] (partial: In<F32>, totals: Out<F32>, rows: U32,
+                sequence_mean: U32);
         )
     ),
     source!(
         "value_loss",
         entries!("value_loss";
             "value_loss_fwd" [F32, BF16] (values: In<T>, old_values: In<T>, returns: In<T>,
-                mask: In<U32>, partial: Out<F32>, rows: U32, cols: U32, clip: F32);
-            "value_loss_bwd" [F32, BF16] (values: In<T>, old_values: In<T>, returns: In<T>,
-                mask: In<U32>, partial: In<F32>, totals: Out<F32>, dvalues: Out<T>, rows: U32,
-                cols: U32, clip: F32, sequence_mean: U32);
+                mask: In<U32>, row_weight: In<F32>, partial: Out<F32>, dvalues: Out<T>,
+                rows: U32, cols: U32, clip: F32);
+            "value_loss_fwd_totals" [F32, BF16] (partial: In<F32>, totals: Out<F32>, rows: U32,
+                sequence_mean: U32);
         )
     ),
     source!(

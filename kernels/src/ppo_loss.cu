@@ -7,10 +7,10 @@
 //   0 where a clip is active. L = Σ w·l with token-mean or sequence-mean weights w; dlogprob
 //   (`=`, storage T) = w·dl, 0 off the mask. Statistics: tokens with the ratio clip active, with
 //   the dual clip active, and Σ (r − 1) − log r (approx KL(π_old ‖ π)).
-// Shapes: logprob, old_logprob, advantages [rows, cols] T; mask [rows, cols] u32;
-// partial [6, rows] f32; totals [7] f32.
-// Split, determinism and bytes: masked_loss.cuh (ppo_loss_fwd per-row partial sums, ppo_loss_bwd
-// fixed-order totals and the gradient; grid = rows, 256 threads each).
+// Shapes: logprob, old_logprob, advantages, dlogprob [rows, cols] T; mask [rows, cols] u32;
+// row_weight [rows] f32; partial [rows, 8] f32; totals [7] f32.
+// Split, determinism and bytes: masked_loss.cuh (ppo_loss_fwd: the gradient and per-row partial
+// sums in one pass, grid = rows, 256 threads; ppo_loss_fwd_totals: fixed-order totals, 1 block).
 #include "common.cuh"
 #include "masked_loss.cuh"
 
@@ -19,60 +19,50 @@ template <typename T> struct PpoToken {
     const T* old_logprob;
     const T* advantages;
     float clip_low, clip_high, dual_clip;
-    __device__ TokenTerms operator()(u64 i) const {
-        const float log_ratio = to_f32(logprob[i]) - to_f32(old_logprob[i]);
-        return clipped_surrogate(log_ratio, to_f32(advantages[i]), clip_low, clip_high,
-                                 dual_clip);
+    enum { INPUTS = 3, STATS = 3 };
+    __device__ void load(u64 i, float (&x)[4]) const {
+        x[0] = to_f32(logprob[i]);
+        x[1] = to_f32(old_logprob[i]);
+        x[2] = to_f32(advantages[i]);
+    }
+    __device__ TokenTerms operator()(const float (&x)[4]) const {
+        return clipped_surrogate(x[0] - x[1], x[2], clip_low, clip_high, dual_clip);
     }
 };
 
 template <typename T>
 __device__ __forceinline__ void ppo_loss_fwd(const T* logprob, const T* old_logprob,
-                                             const T* advantages, const u32* mask, float* partial,
-                                             u32 rows, u32 cols, float clip_low, float clip_high,
-                                             float dual_clip) {
-    const PpoToken<T> token{logprob, old_logprob, advantages, clip_low, clip_high, dual_clip};
-    masked_loss_fwd(mask, partial, rows, cols, token);
-}
-
-template <typename T>
-__device__ __forceinline__ void ppo_loss_bwd(const T* logprob, const T* old_logprob,
                                              const T* advantages, const u32* mask,
-                                             const float* partial, float* totals, T* dlogprob,
-                                             u32 rows, u32 cols, float clip_low, float clip_high,
-                                             float dual_clip, u32 sequence_mean) {
+                                             const float* row_weight, float* partial,
+                                             T* dlogprob, u32 rows, u32 cols, float clip_low,
+                                             float clip_high, float dual_clip) {
     const PpoToken<T> token{logprob, old_logprob, advantages, clip_low, clip_high, dual_clip};
-    masked_loss_bwd(mask, partial, totals, dlogprob, rows, cols, sequence_mean, token);
+    masked_loss_fwd(mask, row_weight, partial, dlogprob, rows, cols, token);
 }
 
 extern "C" __global__ void ppo_loss_fwd_f32(const float* logprob, const float* old_logprob,
                                             const float* advantages, const u32* mask,
-                                            float* partial, u32 rows, u32 cols, float clip_low,
+                                            const float* row_weight, float* partial,
+                                            float* dlogprob, u32 rows, u32 cols, float clip_low,
                                             float clip_high, float dual_clip) {
-    ppo_loss_fwd(logprob, old_logprob, advantages, mask, partial, rows, cols, clip_low, clip_high,
-                 dual_clip);
+    ppo_loss_fwd(logprob, old_logprob, advantages, mask, row_weight, partial, dlogprob, rows,
+                 cols, clip_low, clip_high, dual_clip);
 }
 extern "C" __global__ void ppo_loss_fwd_bf16(const bf16* logprob, const bf16* old_logprob,
                                              const bf16* advantages, const u32* mask,
-                                             float* partial, u32 rows, u32 cols, float clip_low,
+                                             const float* row_weight, float* partial,
+                                             bf16* dlogprob, u32 rows, u32 cols, float clip_low,
                                              float clip_high, float dual_clip) {
-    ppo_loss_fwd(logprob, old_logprob, advantages, mask, partial, rows, cols, clip_low, clip_high,
-                 dual_clip);
+    ppo_loss_fwd(logprob, old_logprob, advantages, mask, row_weight, partial, dlogprob, rows,
+                 cols, clip_low, clip_high, dual_clip);
 }
 
-extern "C" __global__ void ppo_loss_bwd_f32(const float* logprob, const float* old_logprob,
-                                            const float* advantages, const u32* mask,
-                                            const float* partial, float* totals, float* dlogprob,
-                                            u32 rows, u32 cols, float clip_low, float clip_high,
-                                            float dual_clip, u32 sequence_mean) {
-    ppo_loss_bwd(logprob, old_logprob, advantages, mask, partial, totals, dlogprob, rows, cols,
-                 clip_low, clip_high, dual_clip, sequence_mean);
+// The totals do not depend on the storage type; both names exist for the launcher's dispatch.
+extern "C" __global__ void ppo_loss_fwd_totals_f32(const float* partial, float* totals, u32 rows,
+                                                   u32 sequence_mean) {
+    masked_loss_totals(partial, totals, rows, sequence_mean);
 }
-extern "C" __global__ void ppo_loss_bwd_bf16(const bf16* logprob, const bf16* old_logprob,
-                                             const bf16* advantages, const u32* mask,
-                                             const float* partial, float* totals, bf16* dlogprob,
-                                             u32 rows, u32 cols, float clip_low, float clip_high,
-                                             float dual_clip, u32 sequence_mean) {
-    ppo_loss_bwd(logprob, old_logprob, advantages, mask, partial, totals, dlogprob, rows, cols,
-                 clip_low, clip_high, dual_clip, sequence_mean);
+extern "C" __global__ void ppo_loss_fwd_totals_bf16(const float* partial, float* totals, u32 rows,
+                                                    u32 sequence_mean) {
+    masked_loss_totals(partial, totals, rows, sequence_mean);
 }

@@ -8,8 +8,10 @@
 //   clip range and the term is flat in it).
 // L = Σ w·l (token or sequence mean); dvalues (`=`, storage T) = w·dl, 0 off the mask. Statistic:
 // tokens whose clipped term is the larger.
-// Shapes: values, old_values, returns [rows, cols] T; mask [rows, cols] u32; partial [6, rows]
-// f32; totals [7] f32. Split, determinism and bytes: masked_loss.cuh (grid = rows, 256 threads).
+// Shapes: values, old_values, returns, dvalues [rows, cols] T; mask [rows, cols] u32; row_weight
+// [rows] f32; partial [rows, 8] f32; totals [7] f32. Split, determinism and bytes:
+// masked_loss.cuh (value_loss_fwd: gradient and partial sums, grid = rows, 256 threads;
+// value_loss_fwd_totals: the totals, 1 block).
 #include "common.cuh"
 #include "masked_loss.cuh"
 
@@ -18,13 +20,20 @@ template <typename T> struct ValueToken {
     const T* old_values;
     const T* returns;
     float clip;
-    __device__ TokenTerms operator()(u64 i) const {
-        const float v = to_f32(values[i]);
-        const float ret = to_f32(returns[i]);
+    enum { INPUTS = 3, STATS = 1 };
+    // The old values matter only with a clip (clip < 0: none), so only then are they read.
+    __device__ void load(u64 i, float (&x)[4]) const {
+        x[0] = to_f32(values[i]);
+        x[1] = to_f32(returns[i]);
+        x[2] = clip >= 0.0f ? to_f32(old_values[i]) : 0.0f;
+    }
+    __device__ TokenTerms operator()(const float (&x)[4]) const {
+        const float v = x[0];
+        const float ret = x[1];
         const float error = v - ret;
         const float unclipped = error * error;
         if (clip >= 0.0f) {
-            const float old = to_f32(old_values[i]);
+            const float old = x[2];
             const float e = fminf(fmaxf(v, old - clip), old + clip) - ret;
             if (e * e > unclipped) return TokenTerms{0.5f * (e * e), 0.0f, {1.0f, 0.0f, 0.0f, 0.0f}};
         }
@@ -34,45 +43,34 @@ template <typename T> struct ValueToken {
 
 template <typename T>
 __device__ __forceinline__ void value_loss_fwd(const T* values, const T* old_values,
-                                               const T* returns, const u32* mask, float* partial,
-                                               u32 rows, u32 cols, float clip) {
-    const ValueToken<T> token{values, old_values, returns, clip};
-    masked_loss_fwd(mask, partial, rows, cols, token);
-}
-
-template <typename T>
-__device__ __forceinline__ void value_loss_bwd(const T* values, const T* old_values,
                                                const T* returns, const u32* mask,
-                                               const float* partial, float* totals, T* dvalues,
-                                               u32 rows, u32 cols, float clip,
-                                               u32 sequence_mean) {
+                                               const float* row_weight, float* partial,
+                                               T* dvalues, u32 rows, u32 cols, float clip) {
     const ValueToken<T> token{values, old_values, returns, clip};
-    masked_loss_bwd(mask, partial, totals, dvalues, rows, cols, sequence_mean, token);
+    masked_loss_fwd(mask, row_weight, partial, dvalues, rows, cols, token);
 }
 
 extern "C" __global__ void value_loss_fwd_f32(const float* values, const float* old_values,
                                               const float* returns, const u32* mask,
-                                              float* partial, u32 rows, u32 cols, float clip) {
-    value_loss_fwd(values, old_values, returns, mask, partial, rows, cols, clip);
+                                              const float* row_weight, float* partial,
+                                              float* dvalues, u32 rows, u32 cols, float clip) {
+    value_loss_fwd(values, old_values, returns, mask, row_weight, partial, dvalues, rows, cols,
+                   clip);
 }
 extern "C" __global__ void value_loss_fwd_bf16(const bf16* values, const bf16* old_values,
                                                const bf16* returns, const u32* mask,
-                                               float* partial, u32 rows, u32 cols, float clip) {
-    value_loss_fwd(values, old_values, returns, mask, partial, rows, cols, clip);
+                                               const float* row_weight, float* partial,
+                                               bf16* dvalues, u32 rows, u32 cols, float clip) {
+    value_loss_fwd(values, old_values, returns, mask, row_weight, partial, dvalues, rows, cols,
+                   clip);
 }
 
-extern "C" __global__ void value_loss_bwd_f32(const float* values, const float* old_values,
-                                              const float* returns, const u32* mask,
-                                              const float* partial, float* totals, float* dvalues,
-                                              u32 rows, u32 cols, float clip, u32 sequence_mean) {
-    value_loss_bwd(values, old_values, returns, mask, partial, totals, dvalues, rows, cols, clip,
-                   sequence_mean);
+// The totals do not depend on the storage type; both names exist for the launcher's dispatch.
+extern "C" __global__ void value_loss_fwd_totals_f32(const float* partial, float* totals,
+                                                     u32 rows, u32 sequence_mean) {
+    masked_loss_totals(partial, totals, rows, sequence_mean);
 }
-extern "C" __global__ void value_loss_bwd_bf16(const bf16* values, const bf16* old_values,
-                                               const bf16* returns, const u32* mask,
-                                               const float* partial, float* totals, bf16* dvalues,
-                                               u32 rows, u32 cols, float clip,
-                                               u32 sequence_mean) {
-    value_loss_bwd(values, old_values, returns, mask, partial, totals, dvalues, rows, cols, clip,
-                   sequence_mean);
+extern "C" __global__ void value_loss_fwd_totals_bf16(const float* partial, float* totals,
+                                                      u32 rows, u32 sequence_mean) {
+    masked_loss_totals(partial, totals, rows, sequence_mean);
 }

@@ -221,6 +221,52 @@ fn ppo_loss_without_masked_tokens_is_zero<B: Backend>(backend: &B) {
     }
 }
 
+/// A row's loss, statistics and gradient are bit-identical whether it is scored alone or at any
+/// position of a batch whose other rows have no masked token (they add exact zeros): the kernel's
+/// per-row fold depends on the token's index, not on where the row starts (T = 781 puts the five
+/// rows at offsets 0, 13, 26, 7 and 20 of a 32-element window).
+fn ppo_loss_row_alone_equals_row_in_any_batch_position<B: Backend>(backend: &B) {
+    let mut rng = Rng::new(29);
+    let (b, t) = (5, 781);
+    let config = PpoLossConfig { dual_clip: Some(3.0), ..PpoLossConfig::new(0.2) };
+    for dtype in [DType::F32, DType::BF16] {
+        let old = rng.uniform_vec(t, -4.0, -0.1);
+        let lp: Vec<f32> = old.iter().zip(log_ratios(&mut rng, t, &config)).map(|(o, r)| o + r).collect();
+        let adv = rng.normal_vec(t, 1.0);
+        let mut mask = vec![0u32; t];
+        mask[100..700].fill(1);
+        for reduction in REDUCTIONS {
+            let config = PpoLossConfig { reduction, ..config };
+            let run = |dims: &[usize], lp: &[f32], old: &[f32], adv: &[f32], mask: &[u32]| {
+                let up = |x: &[f32]| upload(backend, dims, x, dtype);
+                let out = backend
+                    .ppo_loss(&up(lp), &up(old), &up(adv), &backend.upload_u32(dims, mask).unwrap(), &config)
+                    .unwrap();
+                let s = out.stats;
+                let scalars = [out.loss, s.clip_fraction, s.dual_clip_fraction, s.approx_kl].map(f32::to_bits);
+                (scalars, s.tokens, backend.download_f32(&out.dlogprob).unwrap())
+            };
+            let (alone, tokens, grad) = run(&[1, t], &lp, &old, &adv, &mask);
+            for position in 0..b {
+                let place = |row: &[f32], rng: &mut Rng| {
+                    let mut x = rng.normal_vec(b * t, 1.0);
+                    x[position * t..(position + 1) * t].copy_from_slice(row);
+                    x
+                };
+                let (blp, bold, badv) = (place(&lp, &mut rng), place(&old, &mut rng), place(&adv, &mut rng));
+                let mut bmask = vec![0u32; b * t];
+                bmask[position * t..(position + 1) * t].copy_from_slice(&mask);
+                let (batched, btokens, bgrad) = run(&[b, t], &blp, &bold, &badv, &bmask);
+                let at = format!("{dtype} {reduction:?} row at {position}");
+                assert_eq!((batched, btokens), (alone, tokens), "{at}");
+                let row = &bgrad[position * t..(position + 1) * t];
+                assert!(row.iter().zip(&grad).all(|(a, b)| a.to_bits() == b.to_bits()), "{at}: gradient");
+                assert_eq!(bgrad.iter().filter(|&&g| g != 0.0).count(), grad.iter().filter(|&&g| g != 0.0).count(), "{at}");
+            }
+        }
+    }
+}
+
 fn ppo_loss_rejects_bad_arguments<B: Backend>(backend: &B) {
     let x = backend.zeros(&[2, 5], DType::F32).unwrap();
     let mask = backend.upload_u32(&[2, 5], &[1; 10]).unwrap();
@@ -269,5 +315,6 @@ backend_tests!(cpu, emu, cuda;
     ppo_loss_matches_reference_and_finite_differences,
     ppo_loss_bf16_within_bf16_tolerance,
     ppo_loss_without_masked_tokens_is_zero,
+    ppo_loss_row_alone_equals_row_in_any_batch_position,
     ppo_loss_rejects_bad_arguments,
 );

@@ -8,6 +8,7 @@
 //! uncoalesced shows up here as a ratio well above 1 or low coalescing.
 
 use crate::ops::attention::{io_model_bytes, AttentionDims};
+use crate::ops::ppo_loss::PpoLossConfig;
 use crate::{Backend, DType, Emu, Result};
 
 /// One op at one shape: what the emulator counted against the model.
@@ -57,6 +58,9 @@ fn cases() -> Vec<IoCase> {
         for t in [512, 1024] {
             cases.push(attention(t, dtype, false));
             cases.push(attention(t, dtype, true));
+        }
+        for t in [1000, 1024] {
+            cases.push(ppo_loss(64, t, dtype));
         }
     }
     cases
@@ -118,6 +122,28 @@ fn logprob_fwd(rows: usize, vocab: usize, dtype: DType) -> IoCase {
             let logits = emu.zeros(&[rows, vocab], dtype)?;
             let targets = emu.upload_u32(&[rows], &vec![1; rows])?;
             emu.logprob_fwd(&logits, &targets, 1.0).map(drop)
+        }),
+    }
+}
+
+/// PPO's masked loss with its gradient (`ppo_loss_fwd` + `ppo_loss_fwd_totals`) over `[B, T]`
+/// with every token masked (a prompt's windows would skip their inputs and move less): the three
+/// inputs and the mask read once, the gradient written once, plus the per-row terms — weights
+/// read, partials written and read back (32 bytes a row each way), 7 totals written:
+/// `B·T·(3S + 4 + S) + 4B + 64B + 28` bytes. T = 1000 puts the rows off the 32-byte grid.
+fn ppo_loss(rows: usize, cols: usize, dtype: DType) -> IoCase {
+    let s = dtype.size_in_bytes();
+    let model = rows * cols * (3 * s + 4 + s) + 4 * rows + 64 * rows + 28;
+    IoCase {
+        kernel: format!("ppo_loss_fwd_{dtype}"),
+        counted: "ppo_loss_fwd",
+        shape: format!("[{rows}, {cols}]"),
+        model_bytes: model as u64,
+        run: Box::new(move |emu| {
+            let input = || emu.zeros(&[rows, cols], dtype);
+            let (logprob, old, advantages) = (input()?, input()?, input()?);
+            let mask = emu.upload_u32(&[rows, cols], &vec![1; rows * cols])?;
+            emu.ppo_loss(&logprob, &old, &advantages, &mask, &PpoLossConfig::new(0.2)).map(drop)
         }),
     }
 }

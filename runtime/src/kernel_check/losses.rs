@@ -28,7 +28,7 @@ pub(super) enum Op {
 }
 
 impl Op {
-    /// The entry-point stem; the masked losses run their `_bwd` kernel in the same op.
+    /// The entry-point stem; the masked losses run their `_fwd_totals` kernel in the same op.
     fn stem(self) -> &'static str {
         match self {
             Op::Ppo => "ppo_loss_fwd",

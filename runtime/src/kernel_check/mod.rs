@@ -186,8 +186,8 @@ mod tests {
         for source in kernels::SOURCES {
             for entry in source.entries {
                 // The `_reduce`, `_rank`, `_prep`, `_dq` and `gemm_bwd_bias` helpers run inside
-                // their op's backward; the masked losses run their `_bwd` kernel in the op that
-                // runs their `_fwd`.
+                // their op's backward; the masked losses run their `_fwd_totals` kernel in the
+                // op that runs their `_fwd`.
                 let masked_loss = ["ppo_loss", "grpo_loss", "value_loss"].contains(&entry.op);
                 let covered = names.contains(entry.name)
                     || entry.name.contains("_bwd_reduce_")
@@ -195,7 +195,7 @@ mod tests {
                     || entry.name.starts_with("attention_bwd_prep_")
                     || entry.name.starts_with("attention_bwd_dq_")
                     || entry.name == "embedding_bwd_rank_u32"
-                    || (masked_loss && names.contains(entry.name.replace("_bwd_", "_fwd_").as_str()));
+                    || (masked_loss && names.contains(entry.name.replace("_fwd_totals_", "_fwd_").as_str()));
                 assert!(covered, "{} is not checked", entry.name);
             }
         }

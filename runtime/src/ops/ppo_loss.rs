@@ -43,21 +43,22 @@ pub enum LossReduction {
 impl LossReduction {
     /// Per-token weights `w` `[B·T]`, `L = Σ w·l`, for a 0/1 `mask` of rows of `t` tokens.
     pub(crate) fn weights(self, mask: &[u32], t: usize) -> Vec<f32> {
+        let rows = self.row_weights(mask, t);
+        mask.iter().enumerate().map(|(i, &m)| if m == 1 { rows[i / t] } else { 0.0 }).collect()
+    }
+
+    /// The weight of every masked token of each row, `[B]` (0 for a row without any).
+    pub(crate) fn row_weights(self, mask: &[u32], t: usize) -> Vec<f32> {
+        let per_row: Vec<usize> = mask.chunks(t.max(1)).map(|row| row.iter().filter(|&&m| m == 1).count()).collect();
         match self {
             LossReduction::TokenMean => {
-                let count = mask.iter().filter(|&&m| m == 1).count();
+                let count: usize = per_row.iter().sum();
                 let w = if count == 0 { 0.0 } else { 1.0 / count as f32 };
-                mask.iter().map(|&m| if m == 1 { w } else { 0.0 }).collect()
+                per_row.iter().map(|&n| if n == 0 { 0.0 } else { w }).collect()
             }
             LossReduction::SequenceMean => {
-                let per_row: Vec<usize> = mask.chunks(t).map(|row| row.iter().filter(|&&m| m == 1).count()).collect();
                 let rows = per_row.iter().filter(|&&n| n > 0).count();
-                let mut weights = Vec::with_capacity(mask.len());
-                for (row, &n) in mask.chunks(t).zip(&per_row) {
-                    let w = if n == 0 { 0.0 } else { 1.0 / (n * rows) as f32 };
-                    weights.extend(row.iter().map(|&m| if m == 1 { w } else { 0.0 }));
-                }
-                weights
+                per_row.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / (n * rows) as f32 }).collect()
             }
         }
     }
@@ -232,8 +233,9 @@ pub(crate) fn ppo_loss_cpu(
 /// Threads per block of the masked-loss kernels (`kernels/src/masked_loss.cuh`); the totals'
 /// summation order depends on it, so it is a constant.
 const MASKED_LOSS_THREADS: u32 = 256;
-/// Partial sums per row (the kernels store them as `[MASKED_LOSS_PARTIAL, B]`).
-const MASKED_LOSS_PARTIAL: usize = 6;
+/// Partial-sum slots per row (the kernels store them as `[B, MASKED_LOSS_PARTIAL]`: six sums and
+/// two zeros, one 32-byte sector per row).
+const MASKED_LOSS_PARTIAL: usize = 8;
 
 /// What the masked-loss kernels return besides the gradient: `[loss, tokens, stat0..3, rows
 /// with a token]`, f32.
@@ -259,9 +261,12 @@ impl MaskedLossTotals {
     }
 }
 
-/// Runs `<op>_fwd` (per-row partial sums) and `<op>_bwd` (totals in a fixed order, and the
-/// gradient) over `[B, T]` `inputs` (already checked) and a mask checked binary here (one download
-/// of `B·T` u32, giving the Cpu's error). `scalars` follow `rows, cols` in both kernels.
+/// Runs `<op>_fwd` (the gradient and per-row partial sums, one pass over the tokens) and
+/// `<op>_fwd_totals` (the totals in a fixed order) over `[B, T]` `inputs` (already checked) and
+/// a mask checked binary here: one download of `B·T` u32, giving the Cpu's error, from which the
+/// rows' gradient weights (`LossReduction::row_weights`, the Cpu's f32 values) are uploaded, so
+/// that the kernel writes the finished gradient while it reads each token once. `scalars` follow
+/// `rows, cols` in `<op>_fwd`.
 pub(crate) fn masked_loss_gpu<G: GpuBackend>(
     gpu: &G,
     op: &'static str,
@@ -272,27 +277,28 @@ pub(crate) fn masked_loss_gpu<G: GpuBackend>(
 ) -> Result<(Tensor<G>, MaskedLossTotals)> {
     let first = inputs[0];
     let (b, t) = (first.dims()[0], first.dims()[1]);
-    gpu::transfer::check_u32_values(gpu, mask, 2, |v| check::binary_mask(op, v, t))?;
+    let host_mask = gpu.download_u32(mask)?;
+    check::binary_mask(op, &host_mask, t)?;
     let (rows, cols) = (gpu::dim_u32(op, "B", b)?, gpu::dim_u32(op, "T", t)?);
     gpu::dim_u32(op, "B·T", b * t)?;
     let grad = gpu::alloc(gpu, first.dims(), first.dtype())?;
-    if b == 0 {
+    if b == 0 || t == 0 {
         return Ok((grad, MaskedLossTotals { loss: 0.0, tokens: 0, stats: [0.0; 4] }));
     }
-    let partial = gpu::alloc(gpu, &[MASKED_LOSS_PARTIAL, b], DType::F32)?;
+    let row_weight = gpu.upload_f32(&[b], &reduction.row_weights(&host_mask, t), DType::F32)?;
+    let partial = gpu::alloc(gpu, &[b, MASKED_LOSS_PARTIAL], DType::F32)?;
     let totals = gpu::alloc(gpu, &[7], DType::F32)?;
-    let launch = Launch::linear(rows, MASKED_LOSS_THREADS);
-    let tensors = || inputs.iter().map(|&x| Arg::In(x)).chain([Arg::In(mask)]);
-    let sizes = || [Arg::U32(rows), Arg::U32(cols)].into_iter().chain(scalars.iter().map(|&x| Arg::F32(x)));
-    let fwd: Vec<_> = tensors().chain([Arg::Out(&partial)]).chain(sizes()).collect();
-    gpu::launch(gpu, &format!("{op}_fwd"), first.dtype(), launch, &fwd)?;
-    let sequence_mean = u32::from(reduction == LossReduction::SequenceMean);
-    let bwd: Vec<_> = tensors()
-        .chain([Arg::In(&partial), Arg::Out(&totals), Arg::Out(&grad)])
-        .chain(sizes())
-        .chain([Arg::U32(sequence_mean)])
+    let fwd: Vec<_> = inputs
+        .iter()
+        .map(|&x| Arg::In(x))
+        .chain([Arg::In(mask), Arg::In(&row_weight), Arg::Out(&partial), Arg::Out(&grad)])
+        .chain([Arg::U32(rows), Arg::U32(cols)])
+        .chain(scalars.iter().map(|&x| Arg::F32(x)))
         .collect();
-    gpu::launch(gpu, &format!("{op}_bwd"), first.dtype(), launch, &bwd)?;
+    gpu::launch(gpu, &format!("{op}_fwd"), first.dtype(), Launch::linear(rows, MASKED_LOSS_THREADS), &fwd)?;
+    let sequence_mean = u32::from(reduction == LossReduction::SequenceMean);
+    let fold = [Arg::In(&partial), Arg::Out(&totals), Arg::U32(rows), Arg::U32(sequence_mean)];
+    gpu::launch(gpu, &format!("{op}_fwd_totals"), first.dtype(), Launch::linear(1, MASKED_LOSS_THREADS), &fold)?;
     let t = gpu.download_f32(&totals)?;
     Ok((grad, MaskedLossTotals { loss: t[0], tokens: t[1] as usize, stats: [t[2], t[3], t[4], t[5]] }))
 }
