@@ -19,7 +19,8 @@ fn incremental_logits_equal_full_forward<B: Backend>(backend: &B) {
         let vocab = model.layout.config.vocab_size;
         let prompts = vec![vec![3, 9, 14], vec![1, 7, 2, 20, 11]];
         let steps = 4;
-        let (mut decoder, mut logits) = Decoder::prefill(backend, &model, &prompts, steps).unwrap();
+        let (mut decoder, first) = Decoder::prefill(backend, &model, &prompts, steps).unwrap();
+        let mut logits = backend.download_f32(&first).unwrap();
         let mut rows = prompts.clone();
         let mut step_logits = vec![logits.clone()];
         for _ in 1..steps {
@@ -27,7 +28,7 @@ fn incremental_logits_equal_full_forward<B: Backend>(backend: &B) {
             for (row, &t) in rows.iter_mut().zip(&next) {
                 row.push(t);
             }
-            logits = decoder.step(&next).unwrap();
+            logits = backend.download_f32(&decoder.step(&next).unwrap()).unwrap();
             step_logits.push(logits.clone());
         }
         // The full forward over each finished row, left-padded exactly as the decoder pads.
