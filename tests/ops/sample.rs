@@ -2,7 +2,7 @@
 //! to the Cpu's over many rows, draws, shapes and both dtypes, frequencies against an f64
 //! softmax, batch independence, and the device's counter hash.
 
-use runtime::ops::sample::{counter_uniform, SampleDraw, SampleRule};
+use runtime::ops::sample::{counter_uniform, weight, SampleDraw, SampleRule, FIXED_SHIFT};
 use runtime::{Backend, Cpu, DType, Error};
 
 use crate::backend_tests;
@@ -178,6 +178,52 @@ fn the_draw_is_counter_uniform<B: Backend>(backend: &B) {
     }
 }
 
+/// Rows `[0, x]` where the token flips between 0 and 1 for adjacent f32 `x`, for each row's draw
+/// (found from the Cpu's `weight` and `counter_uniform` by bisection): a backend whose weight or
+/// target differs from the Cpu's by more than one step of `x` (~1e-7 relative, e.g. `expf` for
+/// the polynomial) moves some flip. Bit-exactness below that step holds by construction (the same
+/// f32 operations in the same order), not by this test.
+fn weights_are_exact_at_the_draw_boundary<B: Backend>(backend: &B) {
+    let one = 1u64 << FIXED_SHIFT;
+    let (seed, step, rows) = (31, 2, 256);
+    for temperature in [1.0f32, 0.7] {
+        let picks_one = |x: f32, u: f64| {
+            let total = one + weight(x, 0.0, 1.0 / temperature);
+            let bits = (u * (1u64 << 53) as f64) as u64;
+            ((u128::from(bits << 11) * u128::from(total)) >> 64) as u64 >= one
+        };
+        let (mut below, mut above) = (vec![], vec![]);
+        let (mut want_below, mut want_above) = (vec![], vec![]);
+        for row in 0..rows {
+            let u = counter_uniform(seed, row as u64, step);
+            let (mut lo, mut hi) = (-30.0f32, -0.0f32);
+            if picks_one(lo, u) || !picks_one(hi, u) {
+                // Below u = 1/2 the second token is never drawn: no edge, one fixed row.
+                (lo, hi) = (-0.5, -0.5);
+            } else {
+                // Bisect over the f32s between lo (token 0) and hi (token 1) by their bits
+                // (both negative: larger bits are more negative).
+                while lo.to_bits() - hi.to_bits() > 1 {
+                    let mid = f32::from_bits(u32::midpoint(lo.to_bits(), hi.to_bits()));
+                    if picks_one(mid, u) {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+            }
+            below.extend([0.0, lo]);
+            above.extend([0.0, hi]);
+            want_below.push(u32::from(picks_one(lo, u)));
+            want_above.push(u32::from(picks_one(hi, u)));
+        }
+        let r = rule(temperature, 0, 1.0);
+        assert!(want_below.contains(&0) && want_above.contains(&1));
+        assert_eq!(sample(backend, &below, [rows, 2], DType::F32, r, draw(seed, 0, step)), want_below, "T = {temperature}");
+        assert_eq!(sample(backend, &above, [rows, 2], DType::F32, r, draw(seed, 0, step)), want_above, "T = {temperature}");
+    }
+}
+
 fn bad_arguments_are_errors<B: Backend>(backend: &B) {
     let z = backend.upload_f32(&[2, 3], &[0.0; 6], DType::F32).unwrap();
     let d = draw(0, 0, 0);
@@ -200,5 +246,6 @@ backend_tests!(cpu, emu, cuda;
     frequencies_follow_the_softmax,
     a_row_is_independent_of_its_batch,
     the_draw_is_counter_uniform,
+    weights_are_exact_at_the_draw_boundary,
     bad_arguments_are_errors,
 );
