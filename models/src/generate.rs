@@ -93,7 +93,7 @@ impl<'m, B: Backend> Decoder<'m, B> {
         let last_rows: Vec<u32> = (0..self.batch).map(|b| (b * tn + tn - 1) as u32).collect();
         let last_rows = backend.upload_u32(&[self.batch], &last_rows)?;
         let last_hidden = backend.embedding_fwd(&last_rows, &hidden)?;
-        Ok(layout.logits(backend, params, &last_hidden)?)
+        layout.logits(backend, params, &last_hidden)
     }
 }
 

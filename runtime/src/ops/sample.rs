@@ -165,7 +165,7 @@ pub fn weight(x: f32, max: f32, inv_t: f32) -> u64 {
     }
     let d = (x - max) * inv_t;
     // e^-28 · 2^40 < 1; NaN fails the test too.
-    if !(d >= -28.0) {
+    if d.is_nan() || d < -28.0 {
         return 0;
     }
     let rounded = d * LOG2_E + ROUND;
