@@ -224,6 +224,32 @@ fn weights_are_exact_at_the_draw_boundary<B: Backend>(backend: &B) {
     }
 }
 
+/// Infinities and NaN give the same ids as on the Cpu: a +inf logit takes all the mass, −inf
+/// none (nor a logit 33 below the maximum: its weight is under 2^−40), an all −inf row is
+/// uniform, and a row whose maximum is NaN gets that NaN's id. An empty batch gives no ids.
+fn special_values_follow_the_cpu<B: Backend>(backend: &B) {
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    let rows = [
+        0.5, inf, -1.0, inf, 2.0, //
+        -30.0, -inf, 3.0, -inf, 3.0, //
+        -inf, -inf, -inf, -inf, -inf, //
+        1.0, nan, 2.0, -inf, 0.0, //
+    ];
+    for dtype in [DType::F32, DType::BF16] {
+        for r in [SampleRule::Greedy, rule(1.0, 0, 1.0), rule(0.5, 3, 0.8)] {
+            for step in 0..8 {
+                let d = draw(4, 0, step);
+                let got = sample(backend, &rows, [4, 5], dtype, r, d);
+                assert_eq!(got, sample(&Cpu::new(), &rows, [4, 5], dtype, r, d), "{dtype} {r:?}");
+                assert!(got[0] == 1 || got[0] == 3, "{got:?}");
+                assert!(got[1] == 2 || got[1] == 4, "{got:?}");
+                assert_eq!(got[3], 1, "{got:?}");
+            }
+        }
+        assert!(sample(backend, &[], [0, 5], dtype, rule(1.0, 0, 0.9), draw(0, 0, 0)).is_empty());
+    }
+}
+
 fn bad_arguments_are_errors<B: Backend>(backend: &B) {
     let z = backend.upload_f32(&[2, 3], &[0.0; 6], DType::F32).unwrap();
     let d = draw(0, 0, 0);
@@ -247,5 +273,6 @@ backend_tests!(cpu, emu, cuda;
     a_row_is_independent_of_its_batch,
     the_draw_is_counter_uniform,
     weights_are_exact_at_the_draw_boundary,
+    special_values_follow_the_cpu,
     bad_arguments_are_errors,
 );
