@@ -18,7 +18,8 @@
 //
 // Work split: one block of 256 threads (8 warps) per row (grid = B); static shared memory only
 // (a 256-bin u64 histogram and a little scratch).
-//   1. argmax: the largest c over the row (block max of u64). k = 1 stops here.
+//   1. argmax: the largest c over the row (block max of u64), counting top-k's first digit
+//      (below) in the same pass. k = 1 stops here.
 //   2. top-k (1 < k < V): radix select of the k-th largest c, 8-bit digits from the top:
 //      each pass histograms, in shared memory with integer atomics, the next digit of the
 //      candidates that share the digits found so far; a block scan over the 256 bins (thread t
@@ -35,9 +36,10 @@
 // loads (plus 1/32 repeated packs when a row is not 16-byte aligned); the mass pass and the walk
 // read warp-consecutive scalars (128 bytes per f32 warp request, 64 per bf16). Greedy: the row
 // once, V·S. Sampling with no top-k/top-p: 2 passes plus one warp's segment, ~2.1·V·S. top-k
-// adds 4 passes (f32) or 2 (bf16), plus up to 3 more while ties straddle the boundary; top-p as
-// many again. Measured on the emulator, [8, 50257] random logits, in reads of the row: greedy
-// 1.02, T = 1 2.07, top-k 50 5.3 (f32) / 5.2 (bf16), top-p 0.9 8.2 / 6.2, both 11.4 / 9.3.
+// adds 3 passes (f32) or 1 (bf16; its first digit is counted in the argmax pass), plus up to 3
+// more while ties straddle the boundary; top-p 4 (f32) or 2 (bf16) plus as many for ties.
+// Measured on the emulator, [8, 50257] random logits, in reads of the row: greedy 1.02, T = 1
+// 2.07, top-k 50 4.25 (f32) / 4.13 (bf16), top-p 0.9 8.2 / 6.2, both 10.4 / 8.3.
 // Written: 4·B.
 #include "common.cuh"
 #include "row_stream.cuh"
@@ -159,11 +161,12 @@ __device__ __forceinline__ void for_each_element(const T* z, u32 V, F&& f) {
 // The bound `lower` after a radix select over the candidates c >= lower: the c at which the
 // measure (1 per candidate, or its weight when `mass`), summed in c order from the top, first
 // reaches `need` (`need` = 0 with `mass`: ceil(p·W_k), W_k the candidates' mass). Returns the
-// new bound (candidates >= it are kept), or `lower` when the candidates have no mass.
+// new bound (candidates >= it are kept), or `lower` when the candidates have no mass. With
+// `counted`, `hist` already holds the first digit's histogram (the argmax pass filled it).
 template <typename T>
 __device__ u64 radix_select(const T* z, u32 V, u64 lower, bool mass, u64 need, u32 p_mant,
                             u32 p_shift, float max, float inv_t, u32 key_digits, u32 id_digits,
-                            u64* hist, u64* scratch, u64* chosen) {
+                            bool counted, u64* hist, u64* scratch, u64* chosen) {
     const u32 tid = threadIdx.x;
     const u32 steps = key_digits + id_digits;
     u64 prefix = 0;
@@ -172,14 +175,17 @@ __device__ u64 radix_select(const T* z, u32 V, u64 lower, bool mass, u64 need, u
         if (s == key_digits) prefix |= 0xFFFFFFFFull & ~((1ull << (8 * id_digits)) - 1);
         const u32 shift = s < key_digits ? 56 - 8 * s : 8 * (steps - 1 - s);
         const u64 high = shift >= 56 ? 0 : ~0ull << (shift + 8);
-        hist[tid] = 0;
-        __syncthreads();
-        for_each_element(z, V, [&](float x, u32 i) {
-            const u64 c = composite<T>(x, i);
-            if (c >= lower && (c & high) == (prefix & high)) {
-                atomicAdd(&hist[(c >> shift) & 0xff], mass ? sample_weight(x, max, inv_t) : 1ull);
-            }
-        });
+        if (s > 0 || !counted) {
+            hist[tid] = 0;
+            __syncthreads();
+            for_each_element(z, V, [&](float x, u32 i) {
+                const u64 c = composite<T>(x, i);
+                if (c >= lower && (c & high) == (prefix & high)) {
+                    atomicAdd(&hist[(c >> shift) & 0xff],
+                              mass ? sample_weight(x, max, inv_t) : 1ull);
+                }
+            });
+        }
         __syncthreads();
         const u64 h = hist[SAMPLE_BINS - 1 - tid];
         const u64 incl = block_scan_u64(h, scratch);
@@ -216,10 +222,15 @@ __device__ void sample_fwd(const T* logits, u32* ids, u32 V, u32 top_k, u32 p_ma
     const u32 row = blockIdx.x, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const T* z = logits + u64(row) * V;
 
+    // top-k's first select pass (the top byte over every element) rides on the argmax pass.
+    const bool top_k_select = top_k > 1 && top_k < V;
+    hist[tid] = 0;
+    __syncthreads();
     u64 best = 0;
     for_each_element(z, V, [&](float x, u32 i) {
         const u64 c = composite<T>(x, i);
         best = c > best ? c : best;
+        if (top_k_select) atomicAdd(&hist[c >> 56], 1ull);
     });
     best = warp_max_u64(best);
     if (lane == 0) scratch[warp] = best;
@@ -237,13 +248,13 @@ __device__ void sample_fwd(const T* logits, u32* ids, u32 V, u32 top_k, u32 p_ma
     while (id_digits < 4 && ((V - 1) >> (8 * id_digits)) != 0) ++id_digits;
 
     u64 lower = 0;
-    if (top_k < V) {
+    if (top_k_select) {
         lower = radix_select(z, V, lower, false, u64(top_k), 0, 0, max, inv_t, key_digits,
-                             id_digits, hist, scratch, chosen);
+                             id_digits, true, hist, scratch, chosen);
     }
     if (p_mant != 0) {
         lower = radix_select(z, V, lower, true, 0, p_mant, p_shift, max, inv_t, key_digits,
-                             id_digits, hist, scratch, chosen);
+                             id_digits, false, hist, scratch, chosen);
     }
 
     const u32 segment = (V + SAMPLE_THREADS - 1) / SAMPLE_THREADS * 32;
