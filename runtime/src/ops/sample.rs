@@ -206,14 +206,13 @@ fn sample_row(row: &[f32], p: &Params, bits: u64) -> u32 {
         if total > 0 {
             let need = ceil_scaled(total, mant, shift);
             kept.sort_unstable_by_key(|&i| std::cmp::Reverse(key(i)));
+            // need <= total, so the running mass reaches it.
             let mut mass = 0;
-            let len = kept.iter().take_while(|&&i| {
-                let below = mass < need;
+            let last = kept.iter().position(|&i| {
                 mass += w(i);
-                below
+                mass >= need
             });
-            let len = len.count();
-            kept.truncate(len);
+            kept.truncate(last.map_or(kept.len(), |p| p + 1));
         }
     }
     kept.sort_unstable();
