@@ -300,6 +300,14 @@ pub const SOURCES: &[Source] = &[
         )
     ),
     source!(
+        "sample",
+        entries!("sample";
+            "sample_fwd" [F32, BF16] (logits: In<T>, ids: Out<U32>, V: U32, top_k: U32,
+                p_mant: U32, p_shift: U32, inv_temperature: F32, seed_lo: U32, seed_hi: U32,
+                sequence_lo: U32, sequence_hi: U32, step_lo: U32, step_hi: U32);
+        )
+    ),
+    source!(
         "kl",
         entries!("kl";
             "kl_fwd" [F32, BF16]

@@ -2,9 +2,10 @@
 //! (prefill), then one token per step is fed against the per-layer caches. Each row stops at an
 //! EOS id or after `max_new_tokens`.
 
-use runtime::{Backend, DType, Tensor};
+use runtime::ops::sample::SampleDraw;
+use runtime::{Backend, Tensor};
 
-use crate::sampling::{counter_uniform, pick, Sampling};
+use crate::sampling::Sampling;
 use crate::transformer::Model;
 use crate::{ModelError, Result};
 
@@ -25,8 +26,8 @@ pub struct Decoder<'m, B: Backend> {
 
 impl<'m, B: Backend> Decoder<'m, B> {
     /// Allocates caches for `prompts` plus `max_new_tokens`, runs the prompts, and returns the
-    /// decoder with the logits `[B, V]` for each row's first new token.
-    pub fn prefill(backend: &'m B, model: &'m Model<B>, prompts: &[Vec<u32>], max_new_tokens: usize) -> Result<(Self, Vec<f32>)> {
+    /// decoder with the logits `[B, V]` (on the device) for each row's first new token.
+    pub fn prefill(backend: &'m B, model: &'m Model<B>, prompts: &[Vec<u32>], max_new_tokens: usize) -> Result<(Self, Tensor<B>)> {
         let cfg = &model.layout.config;
         if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
             return Err(ModelError::Input("every prompt needs at least one token".into()));
@@ -64,7 +65,7 @@ impl<'m, B: Backend> Decoder<'m, B> {
     }
 
     /// Feeds one token per row and returns the logits `[B, V]` for the next one.
-    pub fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+    pub fn step(&mut self, tokens: &[u32]) -> Result<Tensor<B>> {
         if tokens.len() != self.batch {
             return Err(ModelError::Input(format!("step got {} tokens for a batch of {}", tokens.len(), self.batch)));
         }
@@ -81,7 +82,7 @@ impl<'m, B: Backend> Decoder<'m, B> {
 
     /// Runs `Tn` tokens per row (`ids`, `positions` are `[B, Tn]`) and returns the logits of each
     /// row's last one.
-    fn run(&mut self, ids: &[u32], positions: &[u32], tn: usize) -> Result<Vec<f32>> {
+    fn run(&mut self, ids: &[u32], positions: &[u32], tn: usize) -> Result<Tensor<B>> {
         let (backend, layout, params) = (self.backend, &self.model.layout, &self.model.params);
         let dims = [self.batch, tn];
         let ids_t = backend.upload_u32(&dims, ids)?;
@@ -92,9 +93,7 @@ impl<'m, B: Backend> Decoder<'m, B> {
         let last_rows: Vec<u32> = (0..self.batch).map(|b| (b * tn + tn - 1) as u32).collect();
         let last_rows = backend.upload_u32(&[self.batch], &last_rows)?;
         let last_hidden = backend.embedding_fwd(&last_rows, &hidden)?;
-        let logits = layout.logits(backend, params, &last_hidden)?;
-        let logits = if logits.dtype() == DType::F32 { logits } else { backend.cast(&logits, DType::F32)? };
-        Ok(backend.download_f32(&logits)?)
+        layout.logits(backend, params, &last_hidden)
     }
 }
 
@@ -111,10 +110,11 @@ pub struct GenerateOptions {
 }
 
 /// Generates continuations of `prompts`: for each row the new tokens, ending with an EOS id when
-/// one was produced.
+/// one was produced. Tokens are chosen on the backend ([`Backend::sample`]; row `b` of step `s`
+/// draws with the counter `(seed, b, s)`), so each step copies `B` ids to the host, not logits.
 pub fn generate<B: Backend>(backend: &B, model: &Model<B>, prompts: &[Vec<u32>], options: &GenerateOptions) -> Result<Vec<Vec<u32>>> {
     options.sampling.validate()?;
-    let vocab = model.layout.config.vocab_size;
+    let rule = options.sampling.rule();
     let mut out = vec![Vec::new(); prompts.len()];
     if options.max_new_tokens == 0 {
         return Ok(out);
@@ -122,13 +122,14 @@ pub fn generate<B: Backend>(backend: &B, model: &Model<B>, prompts: &[Vec<u32>],
     let (mut decoder, mut logits) = Decoder::prefill(backend, model, prompts, options.max_new_tokens)?;
     let mut done = vec![false; prompts.len()];
     for step in 0..options.max_new_tokens {
+        let draw = SampleDraw { seed: options.seed, first_sequence: 0, step: step as u64 };
+        let tokens = backend.download_u32(&backend.sample(&logits, rule, draw)?)?;
         let mut fed = Vec::with_capacity(prompts.len());
-        for (b, row) in logits.chunks(vocab).enumerate() {
+        for (b, &token) in tokens.iter().enumerate() {
             if done[b] {
                 fed.push(options.pad_token_id);
                 continue;
             }
-            let token = pick(row, options.sampling, counter_uniform(options.seed, b as u64, step as u64));
             out[b].push(token);
             done[b] = options.eos_token_ids.contains(&token);
             fed.push(token);

@@ -11,6 +11,7 @@ use crate::ops::logprob::{LogProbKlOut, LogProbOut};
 use crate::ops::masked_whiten::WhitenOut;
 use crate::ops::ppo_loss::{PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{RmsNormGrads, RmsNormOut};
+use crate::ops::sample::{SampleDraw, SampleRule};
 use crate::ops::swiglu::SwiGluGrads;
 use crate::ops::value_loss::{ValueLossConfig, ValueLossOut};
 use crate::{DType, Result, Tensor};
@@ -242,6 +243,13 @@ pub trait Backend: Send + Sync + Sized {
         dentropy: Option<&Tensor<Self>>,
         inv_temperature: f32,
     ) -> Result<Tensor<Self>>;
+
+    // ---- next-token choice for generation (crate::ops::sample) ----
+
+    /// For logits `[B, V]`, each row's token `[B]` u32 by `rule` (greedy, or temperature, top-k,
+    /// top-p), row `r` drawing with the counter `(draw.seed, draw.first_sequence + r, draw.step)`.
+    /// A row's id depends only on its logits and its counter, identically on every backend.
+    fn sample(&self, logits: &Tensor<Self>, rule: SampleRule, draw: SampleDraw) -> Result<Tensor<Self>>;
 
     // ---- KL estimators between policy and reference log-probs (crate::ops::kl) ----
 

@@ -20,6 +20,7 @@ use crate::ops::logprob::{self, LogProbOut};
 use crate::ops::masked_whiten::{self, WhitenOut};
 use crate::ops::ppo_loss::{self, PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
+use crate::ops::sample::{self, SampleDraw, SampleRule};
 use crate::ops::swiglu::{self, SwiGluGrads};
 use crate::ops::value_loss::{self, ValueLossConfig, ValueLossOut};
 use crate::ops::{check, elementwise, embedding, gelu, grad_norm, kv_cache, rope};
@@ -543,6 +544,10 @@ impl Backend for Cpu {
         step: u32,
     ) -> Result<()> {
         adamw::step_cpu(param, grad, m, v, hyper, step)
+    }
+
+    fn sample(&self, logits: &Tensor<Self>, rule: SampleRule, draw: SampleDraw) -> Result<Tensor<Self>> {
+        sample::sample_cpu(logits, rule, draw)
     }
 
     fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64> {

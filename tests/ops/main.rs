@@ -25,5 +25,6 @@ mod masked_whiten;
 mod ppo_loss;
 mod rmsnorm;
 mod rope;
+mod sample;
 mod swiglu;
 mod value_loss;

@@ -22,6 +22,7 @@ use crate::ops::logprob::{self, LogProbKlOut, LogProbOut};
 use crate::ops::masked_whiten::{self, WhitenOut};
 use crate::ops::ppo_loss::{self, PpoLossConfig, PpoLossOut};
 use crate::ops::rmsnorm::{self, RmsNormGrads, RmsNormOut};
+use crate::ops::sample::{self, SampleDraw, SampleRule};
 use crate::ops::swiglu::{self, SwiGluGrads};
 use crate::ops::value_loss::{self, ValueLossConfig, ValueLossOut};
 use crate::ops::{elementwise, embedding, gelu, grad_norm, kv_cache, rope};
@@ -408,6 +409,10 @@ impl Backend for $backend {
         step: u32,
     ) -> Result<()> {
         adamw::step_gpu(self, param, grad, m, v, Some(copy), hyper, step)
+    }
+
+    fn sample(&self, logits: &Tensor<Self>, rule: SampleRule, draw: SampleDraw) -> Result<Tensor<Self>> {
+        sample::sample_gpu(self, logits, rule, draw)
     }
 
     fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64> {

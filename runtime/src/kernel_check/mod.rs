@@ -5,7 +5,8 @@
 //! 1000, 50257, 70000 and the KL estimators; `losses`: the RL and reward-model losses, masked
 //! whitening and GAE, with rows that have no masked token; `optim`: AdamW and the sum of squares; `gemm`: forward and
 //! backward of each GEMM kernel over awkward M×N×K, transposes, batches and bias; `attention`: attention
-//! forward, backward and decoding, KV-cache writes and RoPE over ragged, padded and GQA shapes).
+//! forward, backward and decoding, KV-cache writes and RoPE over ragged, padded and GQA shapes; `sample`:
+//! the next-token choice under greedy, temperature, top-k and top-p rules, ids compared exactly).
 //!
 //! The Cpu backend is the specification, so the check is "the kernel computes what the Cpu
 //! computes", per output tensor, element by element: `|emu − cpu| <= atol + rtol·|cpu|`, with
@@ -24,6 +25,7 @@ mod gemm;
 mod attention;
 mod rng;
 mod rows;
+mod sample;
 
 pub use rows::{CHANNELS, ROWS, VOCABS};
 
@@ -55,6 +57,7 @@ enum Family {
     Optim(optim::Case),
     Gemm(gemm::Case),
     Attention(attention::Case),
+    Sample(sample::Case),
 }
 
 /// One check: entry point `name` (its helper kernels run too) on one shape.
@@ -75,6 +78,7 @@ fn cases() -> Vec<Case> {
     cases.extend(optim::cases());
     cases.extend(gemm::cases());
     cases.extend(attention::cases());
+    cases.extend(sample::cases());
     for (seed, case) in (1..).zip(cases.iter_mut()) {
         case.seed = seed;
     }
@@ -91,6 +95,7 @@ fn run<B: Backend>(backend: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType)>> {
         Family::Optim(c) => optim::run(backend, c, &mut rng),
         Family::Gemm(c) => gemm::run(backend, c, &mut rng),
         Family::Attention(c) => attention::run(backend, c, &mut rng),
+        Family::Sample(c) => sample::run(backend, c, &mut rng),
     }
 }
 

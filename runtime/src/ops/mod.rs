@@ -22,5 +22,6 @@ pub mod masked_whiten;
 pub mod ppo_loss;
 pub mod rmsnorm;
 pub mod rope;
+pub mod sample;
 pub mod swiglu;
 pub mod value_loss;
