@@ -2,10 +2,13 @@
 //! device-to-host copy waits for all queued work, so a launcher that read its ids, targets or
 //! masks back to validate them would stall the stream once per attention layer and per decoding
 //! step. Ids, targets and masks uploaded by the host carry their largest value with them
-//! (`Tensor::known_max`), and the launchers check that instead. The emulator counts its
+//! (`Tensor::known_max`), and the launchers check that instead; tokens are sampled on the device,
+//! so a decoding step copies back `B` ids, not `[B, V]` logits. The emulator counts its
 //! device-to-host copies.
 
+use models::generate::{generate, GenerateOptions};
 use models::params::GradSlots;
+use models::sampling::Sampling;
 use models::transformer::{Inputs, Model};
 use runtime::ops::ppo_loss::PpoLossConfig;
 use runtime::{Backend, DType, Emu};
@@ -43,6 +46,19 @@ fn a_training_step_reads_nothing_back_until_the_loss() {
         backend.download_f32(&out.logprob).unwrap();
         assert_eq!(backend.downloads(), before + 1, "{model_type}: the result is one read");
     }
+}
+
+#[test]
+fn generation_reads_back_one_row_of_ids_per_step() {
+    let backend = emu();
+    let model = tiny::model(&backend, "llama", 8);
+    let prompts = vec![vec![3, 1, 4], vec![1, 5]];
+    let sampling = Sampling::Sample { temperature: 1.0, top_k: 5, top_p: 0.9 };
+    let options = GenerateOptions { max_new_tokens: 5, sampling, seed: 2, eos_token_ids: vec![], pad_token_id: 0 };
+    let before = backend.downloads();
+    let out = generate(&backend, &model, &prompts, &options).unwrap();
+    assert!(out.iter().all(|row| row.len() == 5));
+    assert_eq!(backend.downloads(), before + 5, "one copy of the sampled ids per step, no logits, no masks");
 }
 
 #[test]
