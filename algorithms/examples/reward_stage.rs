@@ -4,9 +4,9 @@
 //!
 //! `cargo run --release -p algorithms --example reward_stage -- [key=value ...]`
 //!
-//! Keys (defaults in brackets): `seed` [0], `rounds` [16], `members` [4], `member_steps` [400],
-//! `final_steps` [1000], `batch` [64], `lr` [3e-3], `check` [100], `grm` [0], `smoothing` [0],
-//! `soft` [0: flip only], `flip_z` [1], `undenoised` [1], `layers` [2], `sft_steps` [1500],
+//! Keys (defaults in brackets): `seed` [0], `rounds` [16], `members` [4: the raw-label model
+//! and 3 more], `steps` [1000, every model], `batch` [64], `lr` [3e-3], `check` [100], `grm` [0],
+//! `smoothing` [0], `soft` [0: flip only], `flip_z` [1], `layers` [2], `sft_steps` [1500],
 //! `readout` [sum, mean or last], `held_out_rounds` [16], `drop` [0: flip contradicted labels, 1: leave those pairs out], `cache` [none: a directory holding the SFT policy between runs].
 
 use std::collections::HashMap;
@@ -60,8 +60,7 @@ fn main() -> algorithms::Result<()> {
     let mut config = RewardStageConfig::new(
         num("rounds", "16") as usize,
         num("members", "4") as usize,
-        num("member_steps", "400") as usize,
-        num("final_steps", "1000") as usize,
+        num("steps", "1000") as usize,
         seed,
     );
     let batch = num("batch", "64") as usize;
@@ -71,9 +70,7 @@ fn main() -> algorithms::Result<()> {
         label_smoothing: num("smoothing", "0") as f32,
         ..RewardLossConfig::default()
     };
-    for rm in [&mut config.member, &mut config.final_model] {
-        *rm = algorithms::reward::RewardConfig { loss, ..algorithms::reward::RewardConfig::new(rm.steps, batch, lr) };
-    }
+    config.model = algorithms::reward::RewardConfig { loss, ..algorithms::reward::RewardConfig::new(config.model.steps, batch, lr) };
     config.readout = match get("readout", "sum").as_str() {
         "last" => Readout::LastToken,
         "mean" => Readout::TokenMean,
@@ -84,7 +81,6 @@ fn main() -> algorithms::Result<()> {
     config.check_every = num("check", "100") as usize;
     config.denoise.soft_labels = num("soft", "0") != 0.0;
     config.denoise.flip_z = num("flip_z", "1") as f32;
-    config.compare_undenoised = num("undenoised", "1") != 0.0;
     println!("{config:?}");
 
     let out = run_reward_stage(&backend, &policy, &tokenizer, task.as_ref(), &config, &mut |_| {})?;
@@ -114,12 +110,12 @@ fn main() -> algorithms::Result<()> {
     if let (Some(counts), Some(audit)) = (report.denoise_counts, report.audit) {
         println!("denoising: {counts:?}; {audit:?}");
     }
-    for (name, found) in [("denoised", report.denoised), ("no denoising", report.undenoised)] {
+    for (name, found) in [("denoised", report.denoised), ("no denoising", Some(report.undenoised))] {
         if let Some((acc, validation)) = found {
             println!("{name}: gold {:.3} noisy {:.3} (validation {validation:.3})", acc.gold_accuracy, acc.label_accuracy);
         }
     }
-    println!("kept the model trained on {} labels", if report.chose_denoised { "denoised" } else { "raw" });
+    println!("kept the model trained on {} labels", if report.denoised.is_some() { "denoised" } else { "raw" });
     println!("checks: {:?}", report.selection.checks);
     println!(
         "FINAL seed {seed}: gold {:.3} noisy {:.3} (step {}, validation {:.3}); stage {:.1} s",

@@ -132,8 +132,7 @@ pub struct RewardModelResult {
     pub gold_accuracy: f64,
     /// Pairs ranked as the noisy annotator labelled them.
     pub noisy_accuracy: f64,
-    /// Which labels the kept model was trained on: `denoised` or `raw` (the model more accurate
-    /// on the noisy validation labels is kept).
+    /// Which labels the stage's model was trained on: `denoised` (with an ensemble) or `raw`.
     pub trained_on: &'static str,
     /// Ensemble members, the raw-label model included (0: no ensemble, no denoising).
     pub ensemble_members: usize,
@@ -163,7 +162,7 @@ impl RewardModelResult {
         RewardModelResult {
             gold_accuracy: report.held_out.gold_accuracy,
             noisy_accuracy: report.held_out.label_accuracy,
-            trained_on: if report.chose_denoised { "denoised" } else { "raw" },
+            trained_on: if report.denoised.is_some() { "denoised" } else { "raw" },
             ensemble_members: if report.ensemble_mean.is_some() { report.member_steps.len() } else { 0 },
             denoised_gold_accuracy: report.denoised.map(|a| a.0.gold_accuracy),
             no_denoising_gold_accuracy: Some(report.undenoised.0.gold_accuracy),
