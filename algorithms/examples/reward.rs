@@ -111,7 +111,8 @@ fn main() -> algorithms::Result<()> {
 
     let start = Instant::now();
     let member_config = RewardConfig { seed: 100 + 10 * seed, ..short };
-    let ensemble = train_ensemble(&backend, &policy, &train, pad, &member_config, members, &mut |_, _| {})?;
+    let trained = train_ensemble(&backend, &policy, &train, pad, &member_config, members, &mut |_, _| {})?;
+    let ensemble: Vec<_> = trained.iter().collect();
     let strengths = ensemble_strength(&backend, &ensemble, &train, pad)?;
     let ensemble_seconds = start.elapsed().as_secs_f64();
     let held_out_strength = ensemble_strength(&backend, &ensemble, &held_out, pad)?;
