@@ -66,7 +66,7 @@ impl Budget {
             reward.held_out_rounds = 4;
             Budget { sft_steps: 500, rl_steps: 8, reward, best_of: 8 }
         } else {
-            let mut reward = RewardStageConfig::new(32, 4, 1200, seed);
+            let mut reward = RewardStageConfig::new(32, 5, 1200, seed);
             reward.check_every = 200;
             Budget { sft_steps: 1500, rl_steps: 40, reward, best_of: 16 }
         }
