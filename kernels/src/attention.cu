@@ -23,7 +23,9 @@
 // start at key 0 and stop at the block's last visible key (p_last + 1): tiles wholly above the
 // causal diagonal are never read. Shared: 2·32·128·4 B + 132 B = 32.9 KB static.
 //
-// attention_bwd_prep: D_i = dO_i·o_i in f32, one warp per (b, i, h) row, 8 rows per block.
+// attention_bwd_prep: D_i = dO_i·o_i in f32; a block of 256 threads per 32 consecutive queries
+// of one (b, h), each warp 4 rows (lanes over HS, then warp_sum: the same order as one warp per
+// row), the 32 results stored by one warp as one 128-byte request into D [B, NH, Tq].
 // attention_bwd (dK, dV): grid (ceil(Tk/32), NKV, B), 256 threads; a block owns 32 keys of one
 // key/value head, 8 threads per key (column groups 8g + t), k, v, dk, dv in registers. For each
 // query head of the group in order, and each tile of 32 queries from the first query that sees
@@ -154,16 +156,27 @@ template <typename T>
 __device__ __forceinline__ void attention_bwd_prep(const T* __restrict__ out, const T* __restrict__ dout,
                                                    float* __restrict__ D, u32 N, u32 Tq, u32 NH,
                                                    u32 HS) {
-    const u64 row = u64(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-    const u32 lane = threadIdx.x % 32;
-    if (row >= N) return;
-    float acc = 0.0f;
-    for (u32 d = lane; d < HS; d += 32) acc = fmaf(to_f32(dout[row * HS + d]), to_f32(out[row * HS + d]), acc);
-    acc = warp_sum(acc);
-    if (lane == 0) {
-        const u64 h = row % NH, bi = row / NH;
-        D[(bi / Tq * NH + h) * Tq + bi % Tq] = acc;
+    __shared__ float tile_d[32];
+    const u32 tiles = (Tq + 31) / 32;
+    // Block-uniform: every thread reaches the barrier below or none does. N = B·Tq·NH.
+    if (tiles == 0 || blockIdx.x / tiles >= u64(N) / Tq) return;
+    const u64 bh = blockIdx.x / tiles;  // b·NH + h
+    const u32 first = blockIdx.x % tiles * 32;
+    const u64 b = bh / NH, h = bh % NH;
+    const u32 warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+    for (u32 r = 0; r < 4; ++r) {
+        const u32 slot = warp * 4 + r, i = first + slot;
+        float acc = 0.0f;
+        if (i < Tq) {  // warp-uniform
+            const u64 row = ((b * Tq + i) * NH + h) * HS;
+            for (u32 d = lane; d < HS; d += 32) acc = fmaf(to_f32(dout[row + d]), to_f32(out[row + d]), acc);
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) tile_d[slot] = acc;
     }
+    __syncthreads();
+    if (warp == 0 && first + lane < Tq) D[bh * Tq + first + lane] = tile_d[lane];
 }
 
 // dK/dV body; sQ, sdO are [32][HSM] f32.

@@ -243,8 +243,10 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
         Arg::U32(nh),
         Arg::U32(hs),
     ];
-    let per_warp = Launch::linear(u32::try_from(rows.div_ceil(8)).unwrap_or(u32::MAX), THREADS);
-    gpu::launch(gpu, "attention_bwd_prep", dtype, per_warp, &args)?;
+    // A block per 32 consecutive queries of one (b, h).
+    let query_tiles = dims.batch * dims.heads * dims.q_len.div_ceil(32);
+    let prep = Launch::linear(u32::try_from(query_tiles).unwrap_or(u32::MAX), THREADS);
+    gpu::launch(gpu, "attention_bwd_prep", dtype, prep, &args)?;
 
     let dk = gpu::alloc(gpu, k.dims(), dtype)?;
     let dv = gpu::alloc(gpu, v.dims(), dtype)?;
