@@ -114,7 +114,6 @@ pub struct GenerateOptions {
 /// draws with the counter `(seed, b, s)`), so each step copies `B` ids to the host, not logits.
 pub fn generate<B: Backend>(backend: &B, model: &Model<B>, prompts: &[Vec<u32>], options: &GenerateOptions) -> Result<Vec<Vec<u32>>> {
     options.sampling.validate()?;
-    let rule = options.sampling.rule();
     let mut out = vec![Vec::new(); prompts.len()];
     if options.max_new_tokens == 0 {
         return Ok(out);
@@ -123,7 +122,7 @@ pub fn generate<B: Backend>(backend: &B, model: &Model<B>, prompts: &[Vec<u32>],
     let mut done = vec![false; prompts.len()];
     for step in 0..options.max_new_tokens {
         let draw = SampleDraw { seed: options.seed, first_sequence: 0, step: step as u64 };
-        let tokens = backend.download_u32(&backend.sample(&logits, rule, draw)?)?;
+        let tokens = backend.download_u32(&backend.sample(&logits, options.sampling, draw)?)?;
         let mut fed = Vec::with_capacity(prompts.len());
         for (b, &token) in tokens.iter().enumerate() {
             if done[b] {

@@ -7,41 +7,9 @@
 //! sequence, step) is a hash of those three numbers, so a sequence's tokens do not depend on which
 //! other sequences share its batch or on the order rows are processed.
 
-use runtime::ops::sample::SampleRule;
-
-use crate::{ModelError, Result};
-
-/// How to pick the next token.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Sampling {
-    /// The most likely token (the first one on ties).
-    Greedy,
-    /// Sample from `softmax(logits / temperature)` restricted to the `top_k` most likely tokens
-    /// (0 = no limit) and then to the smallest set whose probability reaches `top_p`.
-    Sample { temperature: f32, top_k: usize, top_p: f32 },
-}
-
-impl Sampling {
-    pub fn validate(&self) -> Result<()> {
-        if let Sampling::Sample { temperature, top_p, .. } = *self {
-            if !(temperature.is_finite() && temperature > 0.0) {
-                return Err(ModelError::Input(format!("temperature must be positive, got {temperature}")));
-            }
-            if !(top_p > 0.0 && top_p <= 1.0) {
-                return Err(ModelError::Input(format!("top_p must be in (0, 1], got {top_p}")));
-            }
-        }
-        Ok(())
-    }
-
-    /// The backend's rule for this choice.
-    pub fn rule(&self) -> SampleRule {
-        match *self {
-            Sampling::Greedy => SampleRule::Greedy,
-            Sampling::Sample { temperature, top_k, top_p } => SampleRule::Sample { temperature, top_k, top_p },
-        }
-    }
-}
+/// How to pick the next token: the backend's own rule, with its validation
+/// ([`runtime::ops::sample::SampleRule::validate`]).
+pub use runtime::ops::sample::SampleRule as Sampling;
 
 #[cfg(test)]
 mod tests {

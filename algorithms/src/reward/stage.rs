@@ -224,7 +224,7 @@ pub fn run_reward_stage<B: Backend>(
         let held_out_strength: Vec<f32> =
             ensemble_strength(backend, &members, &held_out, pad)?.iter().map(|s: &Strength| s.mean).collect();
         ensemble_mean = Some(pair_accuracy(&held_out_strength, &held_out));
-        drop(members);
+        // The members' memory is not needed while the denoised model trains.
         drop(others);
         let (relabelled, treatments, counts) = denoise(&train, &strengths, &config.denoise)?;
         audit = Some(audit_denoising(&train, &relabelled, &treatments));

@@ -103,15 +103,23 @@ pub fn check<B: Backend>(logits: &Tensor<B>, rule: SampleRule) -> Result<(usize,
     if vocab == 0 || vocab > MAX_VOCAB {
         return Err(Error::shape(OP, format!("`logits` has shape {}, V must be in 1..={MAX_VOCAB}", logits.shape())));
     }
-    if let SampleRule::Sample { temperature, top_p, .. } = rule {
-        if !(temperature.is_finite() && temperature > 0.0) {
-            return Err(Error::argument(OP, format!("temperature must be positive and finite, got {temperature}")));
-        }
-        if !(top_p > 0.0 && top_p <= 1.0) {
-            return Err(Error::argument(OP, format!("top_p must be in (0, 1], got {top_p}")));
-        }
-    }
+    rule.validate()?;
     Ok((rows, vocab))
+}
+
+impl SampleRule {
+    /// A sampling rule needs a positive, finite temperature and `top_p` in `(0, 1]`.
+    pub fn validate(&self) -> Result<()> {
+        if let SampleRule::Sample { temperature, top_p, .. } = *self {
+            if !(temperature.is_finite() && temperature > 0.0) {
+                return Err(Error::argument(OP, format!("temperature must be positive and finite, got {temperature}")));
+            }
+            if !(top_p > 0.0 && top_p <= 1.0) {
+                return Err(Error::argument(OP, format!("top_p must be in (0, 1], got {top_p}")));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Params {

@@ -152,8 +152,22 @@ pub(crate) fn forward_gpu<G: GpuBackend>(
 fn flash_forward<G: GpuBackend>(
     gpu: &G,
     dims: &AttentionDims,
+    inputs: [&Tensor<G>; 4],
+    scale: f32,
+) -> Result<AttentionOut<G>> {
+    let launch = grid(dims.q_len.div_ceil(QUERY_TILE), dims.heads, dims.batch, THREADS);
+    launch_forward(gpu, "attention_fwd", dims, inputs, scale, launch)
+}
+
+/// Allocates `out` and `lse` and launches `stem`, a kernel with the forward's signature
+/// (`q, k, v, key_valid, out, lse`, the shape arguments, the scale).
+fn launch_forward<G: GpuBackend>(
+    gpu: &G,
+    stem: &str,
+    dims: &AttentionDims,
     [q, k, v, key_valid]: [&Tensor<G>; 4],
     scale: f32,
+    launch: Launch,
 ) -> Result<AttentionOut<G>> {
     let shape = shape_args(dims)?;
     let out = gpu::alloc(gpu, q.dims(), q.dtype())?;
@@ -167,13 +181,7 @@ fn flash_forward<G: GpuBackend>(
         Arg::Out(&lse),
     ];
     push_shape(&mut args, shape, scale);
-    let launch = grid(
-        dims.q_len.div_ceil(QUERY_TILE),
-        dims.heads,
-        dims.batch,
-        THREADS,
-    );
-    gpu::launch(gpu, "attention_fwd", q.dtype(), launch, &args)?;
+    gpu::launch(gpu, stem, q.dtype(), launch, &args)?;
     Ok(AttentionOut { out, lse })
 }
 
@@ -190,24 +198,12 @@ pub(crate) fn decode_gpu<G: GpuBackend>(
 ) -> Result<AttentionOut<G>> {
     let dims = check_decode(q, k_cache, v_cache, key_valid, kv_len, scale)?;
     check_mask_gpu(gpu, key_valid, &dims)?;
+    let inputs = [q, k_cache, v_cache, key_valid];
     if dims.q_len > DECODE_MAX_QUERIES {
-        return flash_forward(gpu, &dims, [q, k_cache, v_cache, key_valid], scale);
+        return flash_forward(gpu, &dims, inputs, scale);
     }
-    let shape = shape_args(&dims)?;
-    let out = gpu::alloc(gpu, q.dims(), q.dtype())?;
-    let lse = gpu::alloc(gpu, &dims.lse_dims(), DType::F32)?;
-    let mut args = vec![
-        Arg::In(q),
-        Arg::In(k_cache),
-        Arg::In(v_cache),
-        Arg::In(key_valid),
-        Arg::Out(&out),
-        Arg::Out(&lse),
-    ];
-    push_shape(&mut args, shape, scale);
     let launch = grid(dims.q_len, dims.heads, dims.batch, DECODE_THREADS);
-    gpu::launch(gpu, "kv_cache_fwd_decode", q.dtype(), launch, &args)?;
-    Ok(AttentionOut { out, lse })
+    launch_forward(gpu, "kv_cache_fwd_decode", &dims, inputs, scale, launch)
 }
 
 /// Three launches: `attention_bwd_prep` (D = dO·O per query), `attention_bwd` (dK, dV per key
