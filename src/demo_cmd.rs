@@ -76,6 +76,15 @@ fn run_on<B: Backend>(backend: &B, args: &DemoArgs) -> Result<(), CliError> {
     );
     if let (Some(denoised), Some(raw)) = (rm.denoised_gold_accuracy, rm.no_denoising_gold_accuracy) {
         println!("  gold accuracy trained on ensemble-denoised labels {denoised:.3}, on raw labels {raw:.3}");
+        let members = &rm.member_gold_accuracies;
+        if !members.is_empty() {
+            let mean = members.iter().sum::<f64>() / members.len() as f64;
+            let (low, high) = members.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &a| (l.min(a), h.max(a)));
+            println!(
+                "  the {} ensemble members, all on raw labels (the first is the model above): gold accuracy mean {mean:.3}, {low:.3}–{high:.3}",
+                members.len()
+            );
+        }
     }
     println!("{:<10} {:>12} {:>10} {:>9}", "policy", "held-out gold", "KL to SFT", "seconds");
     let bon = &summary.best_of_n;

@@ -4,10 +4,13 @@
 //!
 //! `cargo run --release -p algorithms --example reward_stage -- [key=value ...]`
 //!
-//! Keys (defaults in brackets): `seed` [0], `rounds` [16], `members` [4: the raw-label model
-//! and 3 more], `steps` [1000, every model], `batch` [64], `lr` [3e-3], `check` [100], `grm` [0],
-//! `smoothing` [0], `soft` [0: flip only], `flip_z` [1], `layers` [2], `sft_steps` [1500],
-//! `readout` [sum, mean or last], `held_out_rounds` [16], `drop` [0: flip contradicted labels, 1: leave those pairs out], `cache` [none: a directory holding the SFT policy between runs].
+//! Keys (defaults in brackets; without keys the stage runs as in the full `rlhf demo`): `seed`
+//! [0: the task, the SFT policy and the stage, as `rlhf demo --seed`], `rounds` [32], `members`
+//! [5: the raw-label model and 4 more], `steps` [1200, every model], `batch` [64], `lr` [3e-3],
+//! `check` [200], `grm` [0], `smoothing` [0], `soft` [0: flip only], `flip_z` [2], `layers` [2],
+//! `sft_steps` [1500], `readout` [sum, mean or last], `held_out_rounds` [16], `drop` [0: flip
+//! contradicted labels, 1: leave those pairs out], `cache` [none: a directory holding the SFT
+//! policy between runs].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,19 +39,19 @@ fn main() -> algorithms::Result<()> {
     let layers = num("layers", "2") as usize;
     let sft_steps = num("sft_steps", "1500") as usize;
 
-    let task = by_name("arith", 0)?;
+    let task = by_name("arith", seed)?;
     let dir = std::env::temp_dir().join(format!("rlhf-reward-stage-{}", std::process::id()));
     let tokenizer = train_tokenizer(task.as_ref(), &dir)?;
     let backend = Cpu::new();
     let shape = ModelShape { layers, ..ModelShape::for_task(task.as_ref()) };
-    let cached = args.get("cache").map(|c| PathBuf::from(c).join(format!("sft-l{layers}-s{sft_steps}")));
+    let cached = args.get("cache").map(|c| PathBuf::from(c).join(format!("sft-l{layers}-s{sft_steps}-seed{seed}")));
     let start = Instant::now();
     let policy = match &cached {
         Some(path) if path.join("config.json").exists() => Model::load(path, &backend, DType::F32)?,
         _ => {
-            let mut policy = init_model(&backend, &shape.config(&tokenizer), 0)?;
+            let mut policy = init_model(&backend, &shape.config(&tokenizer), seed)?;
             let rows = tokenize(&tokenizer, task.sft_corpus())?;
-            train_sft(&backend, &mut policy, &rows, tokenizer.pad_id(), &SftConfig::new(sft_steps, 64, 3e-3), &mut |_| {})?;
+            train_sft(&backend, &mut policy, &rows, tokenizer.pad_id(), &SftConfig { seed, ..SftConfig::new(sft_steps, 64, 3e-3) }, &mut |_| {})?;
             if let Some(path) = &cached {
                 policy.save(path, &backend, StorageDtype::F32)?;
             }
@@ -58,9 +61,9 @@ fn main() -> algorithms::Result<()> {
     println!("SFT policy ({layers} layers) ready in {:.1} s", start.elapsed().as_secs_f64());
 
     let mut config = RewardStageConfig::new(
-        num("rounds", "16") as usize,
-        num("members", "4") as usize,
-        num("steps", "1000") as usize,
+        num("rounds", "32") as usize,
+        num("members", "5") as usize,
+        num("steps", "1200") as usize,
         seed,
     );
     let batch = num("batch", "64") as usize;
@@ -78,9 +81,9 @@ fn main() -> algorithms::Result<()> {
     };
     config.drop_contradicted = num("drop", "0") != 0.0;
     config.held_out_rounds = num("held_out_rounds", "16") as usize;
-    config.check_every = num("check", "100") as usize;
+    config.check_every = num("check", "200") as usize;
     config.denoise.soft_labels = num("soft", "0") != 0.0;
-    config.denoise.flip_z = num("flip_z", "1") as f32;
+    config.denoise.flip_z = num("flip_z", "2") as f32;
     println!("{config:?}");
 
     let out = run_reward_stage(&backend, &policy, &tokenizer, task.as_ref(), &config, &mut |_| {})?;
@@ -106,6 +109,8 @@ fn main() -> algorithms::Result<()> {
     );
     if let Some(acc) = report.ensemble_mean {
         println!("ensemble mean: gold {:.3} noisy {:.3}; members stopped at {:?}", acc.gold_accuracy, acc.label_accuracy, report.member_steps);
+        let members: Vec<String> = report.member_accuracies.iter().map(|a| format!("{:.3}", a.gold_accuracy)).collect();
+        println!("members' gold accuracy: {}", members.join(" "));
     }
     if let (Some(counts), Some(audit)) = (report.denoise_counts, report.audit) {
         println!("denoising: {counts:?}; {audit:?}");

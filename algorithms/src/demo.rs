@@ -136,6 +136,9 @@ pub struct RewardModelResult {
     pub trained_on: &'static str,
     /// Ensemble members, the raw-label model included (0: no ensemble, no denoising).
     pub ensemble_members: usize,
+    /// Each member's gold accuracy on the held-out pairs, the raw-label model first (empty
+    /// without an ensemble): how far models that differ only in seed spread.
+    pub member_gold_accuracies: Vec<f64>,
     /// The model trained on the denoised labels (with an ensemble), and the same trained on the
     /// raw labels.
     pub denoised_gold_accuracy: Option<f64>,
@@ -164,6 +167,11 @@ impl RewardModelResult {
             noisy_accuracy: report.held_out.label_accuracy,
             trained_on: if report.denoised.is_some() { "denoised" } else { "raw" },
             ensemble_members: if report.ensemble_mean.is_some() { report.member_steps.len() } else { 0 },
+            member_gold_accuracies: if report.ensemble_mean.is_some() {
+                report.member_accuracies.iter().map(|a| a.gold_accuracy).collect()
+            } else {
+                Vec::new()
+            },
             denoised_gold_accuracy: report.denoised.map(|a| a.0.gold_accuracy),
             no_denoising_gold_accuracy: Some(report.undenoised.0.gold_accuracy),
             no_denoising_noisy_accuracy: Some(report.undenoised.0.label_accuracy),
@@ -192,6 +200,7 @@ impl RewardModelResult {
             noisy_accuracy: proxy.noisy_accuracy,
             trained_on: "raw",
             ensemble_members: 0,
+            member_gold_accuracies: Vec::new(),
             denoised_gold_accuracy: None,
             no_denoising_gold_accuracy: None,
             no_denoising_noisy_accuracy: None,

@@ -3,7 +3,7 @@
 //! successor task.
 
 use algorithms::reward::{
-    evaluate_pairs, run_reward_stage, train_selected, PreferencePair, Readout, RewardConfig, RewardModel,
+    evaluate_pairs, run_reward_stage, standard_error, train_selected, PreferencePair, Readout, RewardConfig, RewardModel,
     RewardStageConfig,
 };
 use algorithms::tasks::annotator::Annotator;
@@ -67,7 +67,7 @@ fn token_sum_readout_adds_the_scores_of_the_response_prefixes() {
 }
 
 #[test]
-fn early_stopping_keeps_the_checkpoint_best_on_validation_labels() {
+fn early_stopping_keeps_the_last_checkpoint_within_a_standard_error_of_the_best() {
     let backend = Cpu::new();
     let (_dir, tok, policy) = tiny_sft_policy("reward-select", 120);
     let train = labelled_pairs(&tok, &mut Annotator::new(0.2, 1).unwrap());
@@ -80,8 +80,11 @@ fn early_stopping_keeps_the_checkpoint_best_on_validation_labels() {
     let checked: Vec<usize> = selection.checks.iter().map(|c| c.0).collect();
     assert_eq!(checked, [20, 40, 60, 70], "every 20 steps and after the last");
     let best = selection.checks.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
-    let first_best = selection.checks.iter().find(|c| c.1 == best).unwrap();
-    assert_eq!((selection.step, selection.label_accuracy), *first_best);
+    let error = (best * (1.0 - best) / validation.len() as f64).sqrt();
+    assert_eq!((selection.best_accuracy, selection.standard_error), (best, error));
+    assert_eq!(standard_error(best, validation.len()), error);
+    let last_close = selection.checks.iter().rev().find(|c| c.1 >= best - error).unwrap();
+    assert_eq!((selection.step, selection.label_accuracy), *last_close);
     // The model left behind is that checkpoint: it scores exactly what the check measured.
     let now = evaluate_pairs(&backend, &rm, &validation, tok.pad_id()).unwrap();
     assert_eq!(now.label_accuracy, selection.label_accuracy);
@@ -120,6 +123,10 @@ fn reward_stage_reports_every_model_it_trains() {
     let (denoised, denoised_validation) = report.denoised.unwrap();
     assert_eq!((report.held_out, report.selection.label_accuracy), (denoised, denoised_validation));
     assert_eq!(report.undenoised.0.pairs, report.held_out_pairs);
+    // Every member is measured on the held-out pairs, the raw-label model first.
+    assert_eq!(report.member_accuracies.len(), 2);
+    assert_eq!(report.member_accuracies[0], report.undenoised.0);
+    assert!(report.member_accuracies.iter().all(|a| a.pairs == report.held_out_pairs));
     // The report's accuracy is the returned model's on the returned pairs.
     let again = evaluate_pairs(&backend, &out.model, &out.held_out, tok.pad_id()).unwrap();
     assert_eq!(again, report.held_out);

@@ -27,7 +27,7 @@ pub use denoise::{denoise, DenoiseConfig, DenoiseCounts, Treatment};
 pub use ensemble::{ensemble_strength, preference_strength, reward_differences, train_ensemble, Strength};
 pub use metrics::{audit_denoising, evaluate_pairs, pair_accuracy, DenoiseAudit, PairAccuracy};
 pub use model::{copy_model, Readout, RewardModel};
-pub use select::{train_selected, Selection};
+pub use select::{standard_error, train_selected, Selection};
 pub use stage::{run_reward_stage, RewardProgress, RewardStageConfig, RewardStageOutput, RewardStageReport};
 pub use train::{
     reward_loss_and_grads, train_reward_model, train_reward_model_watched, RewardConfig, RewardLoss, RewardLossConfig, RewardMetrics};

@@ -120,8 +120,11 @@ pub struct RewardStageReport {
     pub undenoised: (PairAccuracy, f64),
     /// The ensemble's mean reward difference on the held-out pairs (when there is an ensemble).
     pub ensemble_mean: Option<PairAccuracy>,
-    /// The steps the members were stopped at.
+    /// The steps the members were stopped at, the raw-label model first.
     pub member_steps: Vec<usize>,
+    /// Each member's accuracy on the held-out pairs, the raw-label model first: the spread
+    /// between models that differ only in seed.
+    pub member_accuracies: Vec<PairAccuracy>,
     pub denoise_counts: Option<DenoiseCounts>,
     /// Gold's view of what denoising did to the training labels (measurement only).
     pub audit: Option<DenoiseAudit>,
@@ -208,6 +211,7 @@ pub fn run_reward_stage<B: Backend>(
     let raw_accuracy = evaluate_pairs(backend, &raw, &held_out, pad)?;
     let undenoised = (raw_accuracy, raw_selection.label_accuracy);
     let mut member_steps = vec![raw_selection.step];
+    let mut member_accuracies = vec![raw_accuracy];
     let (mut rm, mut selection, mut held_out_accuracy) = (raw, raw_selection, raw_accuracy);
     let (mut denoised_report, mut ensemble_mean, mut denoise_counts, mut audit) = (None, None, None, None);
     if with_ensemble {
@@ -217,6 +221,7 @@ pub fn run_reward_stage<B: Backend>(
             let phase = format!("member {}/{}", m + 1, config.members);
             let (member, member_selection) = train_one(&train, &member_config, &phase, progress)?;
             member_steps.push(member_selection.step);
+            member_accuracies.push(evaluate_pairs(backend, &member, &held_out, pad)?);
             others.push(member);
         }
         let members: Vec<&RewardModel<B>> = std::iter::once(&rm).chain(&others).collect();
@@ -250,6 +255,7 @@ pub fn run_reward_stage<B: Backend>(
         undenoised,
         ensemble_mean,
         member_steps,
+        member_accuracies,
         denoise_counts,
         audit,
         seconds: start.elapsed().as_secs_f64(),
