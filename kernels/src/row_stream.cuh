@@ -1,32 +1,38 @@
-// row_stream.cuh: one block streams one row of V elements with aligned 16-byte accesses,
-// whatever the row's alignment.
+// row_stream.cuh: a group of threads (a block, or one warp) streams one row of V elements with
+// aligned 16-byte accesses, whatever the row's alignment.
 //
 // Rows of [N, V] logits start wherever n·V·sizeof(T) puts them: with V = 50257 most rows are not
 // 16-byte aligned, and one element per lane per load (128 bytes per f32 warp request, 64 for
 // bf16) touches 5 or 3 sectors for 4 or 2 sectors' worth of data: 80% or 67% coalescing.
 //
-// row_reduce_chunks: for reductions (log-sum-exp, the log-prob's softmax state). Which elements
-// a thread folds, and in which order, must not depend on the row's address — a row's result must
-// be bit-identical whether it is scored alone, at row 0, or anywhere in a batch — so the
-// assignment is by index: the row is cut into chunks of L = 16 / sizeof(T) elements (4 f32,
-// 8 bf16), chunk c = [c·L, c·L + L), and thread t of B owns chunks t, t + B, t + 2B, ..., visited
-// in increasing order. Memory is read in aligned packs: with the row starting `mis` elements past
-// a 16-byte boundary, chunk c is the bytes of aligned packs c and c + 1 from `mis` elements on;
-// each lane loads pack c, takes pack c + 1 from its right neighbour by shuffle and funnel-shifts
-// the pair, and lane 31 loads the warp's 33rd pack itself (1/32 more bytes when the row is
-// misaligned; none when it is aligned). Every warp, the row's first and last included, takes
-// this path: only the (at most two) packs that straddle the row's ends are read element by
-// element, zeros standing for the bytes outside the row, so nothing outside the row is read and
-// the chunks' values — hence the fold — are the same whatever the alignment. (Reading the end
-// warps' chunks element by element instead, lanes 16 bytes apart, touched 16 sectors per
-// request: 25% coalesced in f32, 12.5% in bf16.)
+// row_chunk_rounds / row_reduce_chunks: for reductions whose fold order matters (log-sum-exp,
+// the log-prob's softmax state). Which elements a thread folds, and in which order, must not
+// depend on the row's address — a row's result must be bit-identical whether it is scored alone,
+// at row 0, or anywhere in a batch — so the assignment is by index: the row is cut into chunks of
+// L = 16 / sizeof(T) elements (4 f32, 8 bf16), chunk c = [c·L, c·L + L), and thread t of n owns
+// chunks t, t + n, t + 2n, ..., visited in increasing order. Memory is read in aligned packs:
+// with the row starting `mis` elements past a 16-byte boundary, chunk c is the bytes of aligned
+// packs c and c + 1 from `mis` elements on; each lane loads pack c, takes pack c + 1 from its
+// right neighbour by shuffle and funnel-shifts the pair, and lane 31 loads the warp's 33rd pack
+// itself (1/32 more bytes when the row is misaligned; none when it is aligned). Every warp, the
+// row's first and last included, takes this path: the (at most two) packs that straddle the
+// row's ends are read by the warp in one request, one element per lane, and gathered by
+// shuffles, zeros standing for the bytes outside the row, so nothing outside the row is read and
+// the chunks' values — hence the fold — are the same whatever the alignment. (Reading those packs
+// element by element in their owning lanes took up to 2·L requests per round: ~78% coalescing
+// on [64, 769] bf16 rows. Reading the end warps' chunks element by element, lanes 16 bytes
+// apart, touched 16 sectors per request: 25% coalesced in f32, 12.5% in bf16.)
+//
+// row_pack_rounds: for reductions whose result cannot depend on which thread sees which element
+// (integer sums, max): thread t simply holds aligned packs, numbered from the row's first 32-byte
+// sector, so a warp's 32 packs are 16 whole sectors and nothing is read twice.
 //
 // row_map: out[i] = op(i, in[i]) for every element, for elementwise passes over a row (no
 // ordering constraint): aligned packs in the middle, scalar accesses at both ends (and everywhere
 // if `in` and `out` are not aligned alike).
 //
-// Neither has a barrier; row_reduce_chunks's shuffles need every lane of a warp, so every thread
-// of the block must call it (blockDim.x a multiple of 32).
+// None has a barrier; the round helpers' shuffles need every lane of a warp, so every thread of
+// the group must call them (n a multiple of 32).
 
 // The 16 bytes that start `bytes` (< 16, a multiple of the element size) bytes into `a`,
 // continuing into `b`.
@@ -52,51 +58,148 @@ __device__ __forceinline__ uint4 shfl_down_u4(uint4 v) {
                       __shfl_down_sync(RLHF_FULL_MASK, v.w, 1));
 }
 
-// Pack p of the row (elements [p·L − mis, p·L − mis + L), `row − mis` 16-byte aligned) as raw
-// bits: one 16-byte load inside the row, element by element with zeros outside it at its ends.
+// An element's bits in the low bits of a u32, and back.
+__device__ __forceinline__ u32 elem_bits(float x) { return __float_as_uint(x); }
+__device__ __forceinline__ u32 elem_bits(bf16 x) { return __bfloat16_as_ushort(x); }
+
+// The aligned packs a warp's round needs: pack p of the row (elements [p·L − mis, p·L − mis + L),
+// `row − mis` 16-byte aligned) as raw bits, `a` = pack c (this lane's) and, with `next`, lane
+// 31's `b` = pack c + 1. Packs inside the row are one 16-byte load each, packs outside it zeros.
+// The (at most two) packs that straddle the row's ends — the head when mis != 0, the tail when
+// the row does not end on a pack boundary — are read by the warp together in one request, lane k
+// of [0, L) taking the head's element k and lane L + k the tail's, zeros outside the row; each
+// lane that needs one gathers it by L shuffles. The round's packs are [cw, cw + span): whether it
+// touches a straddling pack is warp uniform.
 template <typename T>
-__device__ __forceinline__ uint4 load_row_pack(const T* row, u64 p, u32 mis, u32 V) {
+__device__ __forceinline__ void load_round_packs(const T* row, u32 V, u32 mis, u64 c,
+                                                 long long cw, u32 span, bool next, u32 lane,
+                                                 uint4& a, uint4& b) {
     constexpr int LEN = Pack<T>::LEN;
-    const long long first = (long long)(p * LEN) - mis;
-    if (first >= 0 && first + LEN <= (long long)V) {
-        return *reinterpret_cast<const uint4*>(row + first);
+    const u64 packs = (u64(V) + mis + LEN - 1) / LEN;
+    const u64 last = packs - 1;
+    const bool head = mis != 0 && cw <= 0 && 0 < cw + span;
+    const bool tail = (u64(V) + mis) % LEN != 0 && (long long)last >= cw &&
+                      (long long)last < cw + span;
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    const auto full = [&](u64 p) {
+        return p < packs ? *reinterpret_cast<const uint4*>(row + (p * LEN - mis)) : zero;
+    };
+    const bool straddles_a = (c == 0 && mis != 0) || (c == last && (u64(V) + mis) % LEN != 0);
+    const bool straddles_b = lane == 31 && next && c + 1 == last && (u64(V) + mis) % LEN != 0;
+    if (!(head || tail)) {
+        a = full(c);
+        b = lane == 31 && next ? full(c + 1) : zero;
+        return;
     }
-    Pack<T> out;
+    u32 mine = 0;
+    const u32 k = lane % LEN;
+    const bool take = lane < LEN ? head || (tail && last == 0) : lane < 2 * LEN && tail && last != 0;
+    const long long e = (long long)((lane < LEN ? u64(0) : last) * LEN + k) - mis;
+    if (take && e >= 0 && e < (long long)V) mine = elem_bits(row[e]);
+    // The head pack (pack 0) comes from lanes [0, L), the tail from [L, 2·L); with one pack only
+    // (a tiny row), lanes [0, L) hold both of its ends.
+    const bool want_tail = (straddles_a && c != 0) || straddles_b;
+    u32 w[4] = {0, 0, 0, 0};
 #pragma unroll
-    for (int k = 0; k < LEN; ++k) {
-        const long long e = first + k;
-        out.v[k] = e >= 0 && e < (long long)V ? row[e] : from_f32<T>(0.0f);
+    for (int j = 0; j < LEN; ++j) {
+        const u32 y = __shfl_sync(RLHF_FULL_MASK, mine, (want_tail ? LEN : 0) + j);
+        if (sizeof(T) == 4) {
+            w[j % 4] = y;  // j < 4 here; the modulo keeps the bf16 instantiation's dead branch in bounds
+        } else {
+            w[j / 2] |= y << (16 * (j % 2));
+        }
     }
-    return *reinterpret_cast<const uint4*>(&out);
+    const uint4 gathered = make_uint4(w[0], w[1], w[2], w[3]);
+    a = straddles_a ? gathered : full(c);
+    b = lane != 31 || !next ? zero : (straddles_b ? gathered : full(c + 1));
 }
 
-// Calls f(x, count) for each chunk this thread owns, in increasing order: `x` (float[L]) holds
-// the chunk's elements as f32, `count` of them (fewer than L only in the row's last chunk).
+// Rounds over the row's chunks for a group of n threads (a multiple of 32: the block, or one
+// warp), t its thread: in each round thread t holds chunk c = base + t and calls f(x, count, c)
+// with `x` (float[L]) the chunk's elements as f32, `count` of them (0 past the row's end, fewer
+// than L in its last chunk). Every lane of a warp calls f in every round the warp takes part in,
+// so f may use warp collectives; f returns true to stop, and must return the same for every lane
+// of the warp.
 template <typename T, typename F>
-__device__ __forceinline__ void row_reduce_chunks(const T* row, u32 V, F&& f) {
+__device__ __forceinline__ void row_chunk_rounds(const T* row, u32 V, u32 t, u32 n, F&& f) {
     constexpr int LEN = Pack<T>::LEN;
     const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
-    const u32 lane = threadIdx.x % 32;
+    const u32 lane = t % 32;
     const u64 chunks = (u64(V) + LEN - 1) / LEN;
     // Warp-uniform: a warp leaves when its first chunk is past the row, so the shuffles below
     // see every lane.
-    for (u64 base = 0; base + threadIdx.x - lane < chunks; base += blockDim.x) {
-        const u64 c = base + threadIdx.x;
-        const uint4 a = load_row_pack(row, c, mis, V);
+    for (u64 base = 0; base + t - lane < chunks; base += n) {
+        const u64 c = base + t;
+        uint4 a, b;
+        load_round_packs(row, V, mis, c, (long long)(c - lane), mis != 0 ? 33 : 32, mis != 0, lane,
+                         a, b);
         uint4 raw = a;
         if (mis != 0) {
-            uint4 b = shfl_down_u4(a);
-            if (lane == 31) b = load_row_pack(row, c + 1, mis, V);
-            raw = funnel16(a, b, mis * sizeof(T));
+            const uint4 down = shfl_down_u4(a);
+            raw = funnel16(a, lane == 31 ? b : down, mis * sizeof(T));
         }
-        if (c < chunks) {
-            Pack<T> p;
-            *reinterpret_cast<uint4*>(&p) = raw;
-            float x[LEN];
+        Pack<T> p;
+        *reinterpret_cast<uint4*>(&p) = raw;
+        float x[LEN];
 #pragma unroll
-            for (int k = 0; k < LEN; ++k) x[k] = to_f32(p.v[k]);
-            f(x, int(min(u64(LEN), u64(V) - c * LEN)));
-        }
+        for (int k = 0; k < LEN; ++k) x[k] = to_f32(p.v[k]);
+        const int count = c < chunks ? int(min(u64(LEN), u64(V) - c * LEN)) : 0;
+        if (f(x, count, c)) return;
+    }
+}
+
+// Calls f(x, count) for each chunk this thread owns (count > 0), in increasing order.
+template <typename T, typename F>
+__device__ __forceinline__ void row_reduce_chunks(const T* row, u32 V, F&& f) {
+    row_chunk_rounds(row, V, threadIdx.x, blockDim.x, [&](float(&x)[Pack<T>::LEN], int count, u64) {
+        if (count > 0) f(x, count);
+        return false;
+    });
+}
+
+// 1 when the row's first aligned pack starts in the second half of a 32-byte sector: numbering
+// rounds from pack −1 then gives every warp's 32 packs 16 whole sectors.
+template <typename T> __device__ __forceinline__ long long row_sector_shift(const T* row) {
+    return (long long)((reinterpret_cast<u64>(row) >> 4) & 1);
+}
+
+// The row's aligned packs: those that hold at least one of its V elements.
+template <typename T> __device__ __forceinline__ u64 row_packs(const T* row, u32 V) {
+    constexpr int LEN = Pack<T>::LEN;
+    return (u64(V) + (reinterpret_cast<u64>(row) & 15) / sizeof(T) + LEN - 1) / LEN;
+}
+
+// Rounds over the row's aligned packs p in [p_begin, p_end) (p_begin may be −1, see
+// row_sector_shift; packs outside [0, row_packs) hold nothing) for a group of n threads (a
+// multiple of 32), t its thread: in each round thread t holds pack p = p_begin + base + t and
+// calls f(x, first, lo, hi), `x` (float[L]) the pack as f32, whose elements lo <= k < hi are the
+// row's elements first + k (lo = hi = 0 for a pack holding none). Each pack is read once — no
+// funnel shift, no repeated pack — but which thread holds an element moves with the row's
+// alignment: only for reductions whose result cannot depend on it (integer sums, max). Every lane
+// of a warp calls f in every round the warp takes part in; f returns true to stop, the same for
+// every lane of the warp.
+template <typename T, typename F>
+__device__ __forceinline__ void row_pack_rounds(const T* row, u32 V, long long p_begin,
+                                                long long p_end, u32 t, u32 n, F&& f) {
+    constexpr int LEN = Pack<T>::LEN;
+    const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
+    const u32 lane = t % 32;
+    const u64 packs = row_packs(row, V);
+    for (long long p0 = p_begin + t - lane; p0 < p_end; p0 += n) {
+        const long long p = p0 + lane;
+        const bool held = p >= 0 && p < p_end;
+        uint4 a, b;
+        load_round_packs(row, V, mis, held ? u64(p) : packs, p0, u32(min(32LL, p_end - p0)), false,
+                         lane, a, b);
+        Pack<T> pk;
+        *reinterpret_cast<uint4*>(&pk) = a;
+        float x[LEN];
+#pragma unroll
+        for (int k = 0; k < LEN; ++k) x[k] = to_f32(pk.v[k]);
+        const long long first = p * LEN - mis;
+        const int lo = held && first < 0 ? int(-first) : 0;
+        const int hi = held ? int(min((long long)LEN, (long long)V - first)) : 0;
+        if (f(x, first, lo, hi)) return;
     }
 }
 
