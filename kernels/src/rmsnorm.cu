@@ -9,18 +9,22 @@
 // Shapes: x, y, dy, dx [N, C]; weight, dweight [C]; rstd [N] f32 (saved by the forward, read by
 // the backward). All sums in f32; outputs rounded once to the storage type.
 //
-// rmsnorm_fwd: one warp per row, lanes stride over C; x is read twice (the re-read hits L1).
+// rmsnorm_fwd: one warp per row, as layernorm_fwd: row_stream.cuh chunks with the warp as the
+// group (lane t folds chunks t, t + 32, ... in index order: the sum does not depend on the row's
+// address), aligned 16-byte loads and stores; x is read twice (the re-read hits L1).
 // Block: a multiple of 32 threads; grid = ceil(N / (blockDim.x / 32)).
 // Bytes moved: 2·N·C·S (x, y) + C·S + 4·N, S = sizeof(T).
 //
 // rmsnorm_bwd: the layernorm.cu pattern. G blocks take rows b, b + G, ...; channel c belongs to
 // thread c mod blockDim.x, which accumulates this block's dweight partial in shared memory; one
 // block reduction per row; dx written in a second pass over the row. Block b finally writes its
-// partial to `partial` [G, C] f32. Dynamic shared memory: C·4 bytes. Block: a multiple of 32.
+// partial to `partial` [G, C_p] f32 (C_p = C rounded up to 8 floats: rows on 32-byte sectors).
+// Dynamic shared memory: C·4 bytes. Block: a multiple of 32.
 // rmsnorm_bwd_reduce sums the G partials per channel in block order (one thread per channel,
 // grid = ceil(C / blockDim.x)). No float atomics: reproducible bit for bit for a given G.
 // Bytes moved: 3·N·C·S (dy, x, dx) + 2·C·S + 4·N + 2·(4·G·C).
 #include "common.cuh"
+#include "row_stream.cuh"
 
 template <typename T>
 __device__ __forceinline__ void rmsnorm_fwd(const T* __restrict__ x, const T* __restrict__ weight,
@@ -31,16 +35,27 @@ __device__ __forceinline__ void rmsnorm_fwd(const T* __restrict__ x, const T* __
     // The whole warp leaves together, so the shuffles below always see 32 active lanes.
     if (row >= N) return;
     const T* xr = x + row * C;
+    constexpr int LEN = Pack<T>::LEN;
 
     float squares = 0.0f;
-    for (u32 c = lane; c < C; c += 32) {
-        const float v = to_f32(xr[c]);
-        squares += v * v;
-    }
+    row_chunk_rounds(xr, C, lane, 32, [&](const float(&v)[LEN], int count, u64) {
+        for (int k = 0; k < count; ++k) squares += v[k] * v[k];
+        return false;
+    });
     const float rs = 1.0f / sqrtf(warp_sum(squares) / float(C) + eps);
 
     T* yr = y + row * C;
-    for (u32 c = lane; c < C; c += 32) yr[c] = from_f32<T>(to_f32(xr[c]) * rs * to_f32(weight[c]));
+    uint4 carry = make_uint4(0, 0, 0, 0);
+    for (u64 cw = 0; cw < row_packs(yr, C); cw += 32) {
+        const u64 c = cw + lane;
+        float xv[LEN], wv[LEN];
+        row_chunk_f32(xr, C, c, lane, xv);
+        row_chunk_f32(weight, C, c, lane, wv);
+        Pack<T> out;
+#pragma unroll
+        for (int k = 0; k < LEN; ++k) out.v[k] = from_f32<T>(xv[k] * rs * wv[k]);
+        carry = row_store_chunks(yr, C, cw, lane, pack_words(out), carry);
+    }
     if (lane == 0) rstd[row] = rs;
 }
 
@@ -75,7 +90,7 @@ __device__ __forceinline__ void rmsnorm_bwd(const T* __restrict__ dy, const T* _
         }
     }
 
-    float* dweight_partial = partial + u64(blockIdx.x) * C;
+    float* dweight_partial = partial + u64(blockIdx.x) * norm_partial_stride(C);
     for (u32 c = threadIdx.x; c < C; c += blockDim.x) dweight_partial[c] = dweight_acc[c];
 }
 
@@ -85,7 +100,8 @@ __device__ __forceinline__ void rmsnorm_bwd_reduce(const float* __restrict__ par
     const u64 c = u64(blockIdx.x) * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float dw = 0.0f;
-    for (u32 b = 0; b < G; ++b) dw += partial[u64(b) * C + c];
+    const u64 stride = norm_partial_stride(C);
+    for (u32 b = 0; b < G; ++b) dw += partial[u64(b) * stride + c];
     dweight[c] = from_f32<T>(dw);
 }
 

@@ -114,6 +114,29 @@ __device__ __forceinline__ void load_round_packs(const T* row, u32 V, u32 mis, u
     b = lane != 31 || !next ? zero : (straddles_b ? gathered : full(c + 1));
 }
 
+// Chunk c of the row (elements [c·L, c·L + L), zeros past its end) as raw bits, for a warp
+// whose lanes hold the consecutive chunks c − lane, ..., c − lane + 31: every lane must call it.
+template <typename T>
+__device__ __forceinline__ uint4 row_chunk(const T* row, u32 V, u64 c, u32 lane) {
+    const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
+    uint4 a, b;
+    load_round_packs(row, V, mis, c, (long long)(c - lane), mis != 0 ? 33 : 32, mis != 0, lane, a,
+                     b);
+    if (mis == 0) return a;
+    const uint4 down = shfl_down_u4(a);
+    return funnel16(a, lane == 31 ? b : down, mis * sizeof(T));
+}
+
+// row_chunk's elements as f32.
+template <typename T>
+__device__ __forceinline__ void row_chunk_f32(const T* row, u32 V, u64 c, u32 lane,
+                                              float (&x)[Pack<T>::LEN]) {
+    Pack<T> p;
+    *reinterpret_cast<uint4*>(&p) = row_chunk(row, V, c, lane);
+#pragma unroll
+    for (int k = 0; k < Pack<T>::LEN; ++k) x[k] = to_f32(p.v[k]);
+}
+
 // Rounds over the row's chunks for a group of n threads (a multiple of 32: the block, or one
 // warp), t its thread: in each round thread t holds chunk c = base + t and calls f(x, count, c)
 // with `x` (float[L]) the chunk's elements as f32, `count` of them (0 past the row's end, fewer
@@ -123,26 +146,14 @@ __device__ __forceinline__ void load_round_packs(const T* row, u32 V, u32 mis, u
 template <typename T, typename F>
 __device__ __forceinline__ void row_chunk_rounds(const T* row, u32 V, u32 t, u32 n, F&& f) {
     constexpr int LEN = Pack<T>::LEN;
-    const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
     const u32 lane = t % 32;
     const u64 chunks = (u64(V) + LEN - 1) / LEN;
     // Warp-uniform: a warp leaves when its first chunk is past the row, so the shuffles below
     // see every lane.
     for (u64 base = 0; base + t - lane < chunks; base += n) {
         const u64 c = base + t;
-        uint4 a, b;
-        load_round_packs(row, V, mis, c, (long long)(c - lane), mis != 0 ? 33 : 32, mis != 0, lane,
-                         a, b);
-        uint4 raw = a;
-        if (mis != 0) {
-            const uint4 down = shfl_down_u4(a);
-            raw = funnel16(a, lane == 31 ? b : down, mis * sizeof(T));
-        }
-        Pack<T> p;
-        *reinterpret_cast<uint4*>(&p) = raw;
         float x[LEN];
-#pragma unroll
-        for (int k = 0; k < LEN; ++k) x[k] = to_f32(p.v[k]);
+        row_chunk_f32(row, V, c, lane, x);
         const int count = c < chunks ? int(min(u64(LEN), u64(V) - c * LEN)) : 0;
         if (f(x, count, c)) return;
     }
@@ -219,14 +230,71 @@ __device__ __forceinline__ uint4 pack_words(const Pack<bf16>& p) {
     return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-// One 16-byte global store of the pack at a 16-byte aligned `p`. Written as PTX because, when
+// One 16-byte global store of raw bits at a 16-byte aligned `p`. Written as PTX because, when
 // the alignment comes from the row's offset rather than from the pointer's base, the compiler
 // cannot prove it and splits a plain store into one store per element.
-template <typename T> __device__ __forceinline__ void store_pack16(T* p, const Pack<T>& value) {
-    const uint4 w = pack_words(value);
+template <typename T> __device__ __forceinline__ void store_words16(T* p, uint4 w) {
     asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(__cvta_generic_to_global(p)),
                  "r"(w.x), "r"(w.y), "r"(w.z), "r"(w.w)
                  : "memory");
+}
+
+template <typename T> __device__ __forceinline__ void store_pack16(T* p, const Pack<T>& value) {
+    store_words16(p, pack_words(value));
+}
+
+__device__ __forceinline__ uint4 shfl_u4(uint4 v, u32 src) {
+    return make_uint4(__shfl_sync(RLHF_FULL_MASK, v.x, src), __shfl_sync(RLHF_FULL_MASK, v.y, src),
+                      __shfl_sync(RLHF_FULL_MASK, v.z, src), __shfl_sync(RLHF_FULL_MASK, v.w, src));
+}
+
+__device__ __forceinline__ uint4 shfl_up_u4(uint4 v) {
+    return make_uint4(__shfl_up_sync(RLHF_FULL_MASK, v.x, 1), __shfl_up_sync(RLHF_FULL_MASK, v.y, 1),
+                      __shfl_up_sync(RLHF_FULL_MASK, v.z, 1), __shfl_up_sync(RLHF_FULL_MASK, v.w, 1));
+}
+
+// Element k of a pack's raw bits.
+template <typename T> __device__ __forceinline__ T pack_element(uint4 v, u32 k) {
+    const u32 i = k * sizeof(T) / 4;
+    const u32 word = i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+    if (sizeof(T) == 4) return from_f32<T>(__uint_as_float(word));
+    return from_f32<T>(__uint_as_float((word >> (16 * (k % 2))) << 16));
+}
+
+// Stores a warp's round of chunks (row_chunk's layout, the writing side): lane holds chunk
+// c = cw + lane's elements as raw bits `y`, `carry` is chunk cw − 1's (zeros when cw = 0). The
+// row's aligned pack p = cw + lane is the end of chunk p − 1 and the start of chunk p (a funnel
+// shift, chunk p − 1 from the left neighbour, lane 0's from `carry`): one 16-byte store inside
+// the row; the (at most two) packs straddling the row's ends are written one element per lane in
+// one request. Returns chunk cw + 31's bits, the next round's carry. Every lane must call it,
+// and the rounds must run up to pack row_packs(row, V) − 1 (one past the last chunk when the
+// row is misaligned and its last pack is one more than its chunks).
+template <typename T>
+__device__ __forceinline__ uint4 row_store_chunks(T* row, u32 V, u64 cw, u32 lane, uint4 y,
+                                                  uint4 carry) {
+    constexpr int LEN = Pack<T>::LEN;
+    const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
+    const u64 packs = row_packs(row, V), last = packs - 1, p = cw + lane;
+    uint4 prev = shfl_up_u4(y);
+    if (lane == 0) prev = carry;
+    const uint4 pack = mis == 0 ? y : funnel16(prev, y, (LEN - mis) * sizeof(T));
+    const bool head_p = mis != 0, tail_p = (u64(V) + mis) % LEN != 0;
+    if (p < packs && !((p == 0 && head_p) || (p == last && tail_p))) {
+        store_words16(row + (p * LEN - mis), pack);
+    }
+    const bool head = head_p && cw == 0;
+    const bool tail = tail_p && last >= cw && last < cw + 32;
+    if (head || tail) {
+        // Lanes [0, L) write the head pack (lane 0's) and, with one pack only, both its ends;
+        // lanes [L, 2·L) the tail pack.
+        const bool low = lane < LEN;
+        const uint4 v = shfl_u4(pack, low || !tail ? 0 : u32(last - cw));
+        const bool take = low ? head || (tail && last == 0) : lane < 2 * LEN && tail && last != 0;
+        const u32 k = lane % LEN;
+        const long long e = (long long)((low ? u64(0) : last) * LEN + k) - mis;
+        if (take && e >= 0 && e < (long long)V) row[e] = pack_element<T>(v, k);
+    }
+    return shfl_u4(y, 31);
 }
 
 template <typename T, typename Op>
