@@ -58,9 +58,15 @@ __device__ __forceinline__ uint4 shfl_down_u4(uint4 v) {
                       __shfl_down_sync(RLHF_FULL_MASK, v.w, 1));
 }
 
-// An element's bits in the low bits of a u32, and back.
+// An element's bits in the low bits of a u32.
 __device__ __forceinline__ u32 elem_bits(float x) { return __float_as_uint(x); }
 __device__ __forceinline__ u32 elem_bits(bf16 x) { return __bfloat16_as_ushort(x); }
+
+// The row's aligned packs: those that hold at least one of its V elements.
+template <typename T> __device__ __forceinline__ u64 row_packs(const T* row, u32 V) {
+    constexpr int LEN = Pack<T>::LEN;
+    return (u64(V) + (reinterpret_cast<u64>(row) & 15) / sizeof(T) + LEN - 1) / LEN;
+}
 
 // The aligned packs a warp's round needs: pack p of the row (elements [p·L − mis, p·L − mis + L),
 // `row − mis` 16-byte aligned) as raw bits, `a` = pack c (this lane's) and, with `next`, lane
@@ -114,17 +120,31 @@ __device__ __forceinline__ void load_round_packs(const T* row, u32 V, u32 mis, u
     b = lane != 31 || !next ? zero : (straddles_b ? gathered : full(c + 1));
 }
 
+// Elements [f, f + L) of the row (zeros outside it) as raw bits, f = f0 + lane·L: a warp reads
+// 32 consecutive spans (f0 may be negative). They are the bytes of aligned packs q and q + 1
+// from `shift` elements on: each lane loads pack q, takes q + 1 from its right neighbour, lane 31
+// loads it itself. Every lane must call it.
+template <typename T>
+__device__ __forceinline__ uint4 row_span(const T* row, u32 V, long long f0, u32 lane) {
+    constexpr int LEN = Pack<T>::LEN;
+    const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
+    // f0 + mis >= -LEN: the first pack is at most one before the row's.
+    const long long q0 = (f0 + mis + LEN) / LEN - 1;
+    const u32 shift = u32(f0 + mis - q0 * LEN);
+    const long long q = q0 + lane;
+    uint4 a, b;
+    load_round_packs(row, V, mis, q >= 0 ? u64(q) : row_packs(row, V), q0, shift != 0 ? 33 : 32,
+                     shift != 0, lane, a, b);
+    if (shift == 0) return a;
+    const uint4 down = shfl_down_u4(a);
+    return funnel16(a, lane == 31 ? b : down, shift * sizeof(T));
+}
+
 // Chunk c of the row (elements [c·L, c·L + L), zeros past its end) as raw bits, for a warp
 // whose lanes hold the consecutive chunks c − lane, ..., c − lane + 31: every lane must call it.
 template <typename T>
 __device__ __forceinline__ uint4 row_chunk(const T* row, u32 V, u64 c, u32 lane) {
-    const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
-    uint4 a, b;
-    load_round_packs(row, V, mis, c, (long long)(c - lane), mis != 0 ? 33 : 32, mis != 0, lane, a,
-                     b);
-    if (mis == 0) return a;
-    const uint4 down = shfl_down_u4(a);
-    return funnel16(a, lane == 31 ? b : down, mis * sizeof(T));
+    return row_span(row, V, (long long)((c - lane) * Pack<T>::LEN), lane);
 }
 
 // row_chunk's elements as f32.
@@ -172,12 +192,6 @@ __device__ __forceinline__ void row_reduce_chunks(const T* row, u32 V, F&& f) {
 // rounds from pack −1 then gives every warp's 32 packs 16 whole sectors.
 template <typename T> __device__ __forceinline__ long long row_sector_shift(const T* row) {
     return (long long)((reinterpret_cast<u64>(row) >> 4) & 1);
-}
-
-// The row's aligned packs: those that hold at least one of its V elements.
-template <typename T> __device__ __forceinline__ u64 row_packs(const T* row, u32 V) {
-    constexpr int LEN = Pack<T>::LEN;
-    return (u64(V) + (reinterpret_cast<u64>(row) & 15) / sizeof(T) + LEN - 1) / LEN;
 }
 
 // Rounds over the row's aligned packs p in [p_begin, p_end) (p_begin may be −1, see
@@ -261,23 +275,15 @@ template <typename T> __device__ __forceinline__ T pack_element(uint4 v, u32 k) 
     return from_f32<T>(__uint_as_float((word >> (16 * (k % 2))) << 16));
 }
 
-// Stores a warp's round of chunks (row_chunk's layout, the writing side): lane holds chunk
-// c = cw + lane's elements as raw bits `y`, `carry` is chunk cw − 1's (zeros when cw = 0). The
-// row's aligned pack p = cw + lane is the end of chunk p − 1 and the start of chunk p (a funnel
-// shift, chunk p − 1 from the left neighbour, lane 0's from `carry`): one 16-byte store inside
-// the row; the (at most two) packs straddling the row's ends are written one element per lane in
-// one request. Returns chunk cw + 31's bits, the next round's carry. Every lane must call it,
-// and the rounds must run up to pack row_packs(row, V) − 1 (one past the last chunk when the
-// row is misaligned and its last pack is one more than its chunks).
+// Stores pack p = cw + lane of the row (elements [p·L − mis, p·L − mis + L), `row − mis` 16-byte
+// aligned) from its raw bits: one 16-byte store inside the row, nothing outside it; the (at most
+// two) packs straddling the row's ends are written one element per lane in one request. Every
+// lane of the warp must call it (the warp's packs are cw, ..., cw + 31).
 template <typename T>
-__device__ __forceinline__ uint4 row_store_chunks(T* row, u32 V, u64 cw, u32 lane, uint4 y,
-                                                  uint4 carry) {
+__device__ __forceinline__ void store_round_packs(T* row, u32 V, u64 cw, u32 lane, uint4 pack) {
     constexpr int LEN = Pack<T>::LEN;
     const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
     const u64 packs = row_packs(row, V), last = packs - 1, p = cw + lane;
-    uint4 prev = shfl_up_u4(y);
-    if (lane == 0) prev = carry;
-    const uint4 pack = mis == 0 ? y : funnel16(prev, y, (LEN - mis) * sizeof(T));
     const bool head_p = mis != 0, tail_p = (u64(V) + mis) % LEN != 0;
     if (p < packs && !((p == 0 && head_p) || (p == last && tail_p))) {
         store_words16(row + (p * LEN - mis), pack);
@@ -294,6 +300,23 @@ __device__ __forceinline__ uint4 row_store_chunks(T* row, u32 V, u64 cw, u32 lan
         const long long e = (long long)((low ? u64(0) : last) * LEN + k) - mis;
         if (take && e >= 0 && e < (long long)V) row[e] = pack_element<T>(v, k);
     }
+}
+
+// Stores a warp's round of chunks (row_chunk's layout, the writing side): lane holds chunk
+// c = cw + lane's elements as raw bits `y`, `carry` is chunk cw − 1's (zeros when cw = 0). The
+// row's aligned pack p = cw + lane is the end of chunk p − 1 and the start of chunk p (a funnel
+// shift, chunk p − 1 from the left neighbour, lane 0's from `carry`), stored by
+// store_round_packs. Returns chunk cw + 31's bits, the next round's carry. Every lane must call
+// it, and the rounds must run up to pack row_packs(row, V) − 1 (one past the last chunk when the
+// row is misaligned and its last pack is one more than its chunks).
+template <typename T>
+__device__ __forceinline__ uint4 row_store_chunks(T* row, u32 V, u64 cw, u32 lane, uint4 y,
+                                                  uint4 carry) {
+    constexpr int LEN = Pack<T>::LEN;
+    const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
+    uint4 prev = shfl_up_u4(y);
+    if (lane == 0) prev = carry;
+    store_round_packs(row, V, cw, lane, mis == 0 ? y : funnel16(prev, y, (LEN - mis) * sizeof(T)));
     return shfl_u4(y, 31);
 }
 
