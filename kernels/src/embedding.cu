@@ -62,7 +62,9 @@ __device__ __forceinline__ void embedding_fwd(const u32* __restrict__ ids,
     const long long m = (long long)((reinterpret_cast<u64>(dst) & 15) / sizeof(T));
     const u32 lane = threadIdx.x % 32;
     for (u64 cw = threadIdx.x - lane; cw < row_packs(dst, C); cw += blockDim.x) {
-        store_round_packs(dst, C, cw, lane, row_span(src, C, (long long)(cw * LEN) - m, lane));
+        const uint4 span = row_span(src, C, (long long)(cw * LEN) - m, lane, -(long long)id * C,
+                                    (long long)(V - id) * C);
+        store_round_packs(dst, C, cw, lane, span);
     }
 }
 
@@ -133,7 +135,9 @@ __device__ __forceinline__ void embedding_bwd(const u32* __restrict__ order,
     float sum[LEN] = {};
     for (u32 k = first; k < end; ++k) {
         Pack<T> x;
-        *reinterpret_cast<uint4*>(&x) = row_span(dy + u64(order[k]) * C, C, (long long)(cw * LEN) - m, lane);
+        const u32 i = order[k];
+        *reinterpret_cast<uint4*>(&x) = row_span(dy + u64(i) * C, C, (long long)(cw * LEN) - m,
+                                                 lane, -(long long)i * C, (long long)(N - i) * C);
 #pragma unroll
         for (int j = 0; j < LEN; ++j) sum[j] += to_f32(x.v[j]);
     }

@@ -406,7 +406,8 @@ __device__ __forceinline__ void gemm_bwd_bias(const T* __restrict__ dc, T* __res
     float sum[LEN] = {};
     for (u32 r = 0; r < R; ++r) {
         Pack<T> x;
-        *reinterpret_cast<uint4*>(&x) = row_span(dc + u64(r) * N, N, (long long)(cw * LEN) - m, lane);
+        *reinterpret_cast<uint4*>(&x) = row_span(dc + u64(r) * N, N, (long long)(cw * LEN) - m, lane,
+                                                 -(long long)r * N, (long long)(R - r) * N);
 #pragma unroll
         for (int j = 0; j < LEN; ++j) sum[j] += to_f32(x.v[j]);
     }

@@ -46,12 +46,14 @@ __device__ __forceinline__ void layernorm_fwd(const T* __restrict__ x, const T* 
     if (row >= N) return;
     const T* xr = x + row * C;
     constexpr int LEN = Pack<T>::LEN;
+    // x's rows are one buffer: reads may run into the neighbours (row_stream.cuh's reach).
+    const long long lo = -(long long)(row * C), hi = (long long)((N - row) * C);
 
     float sum = 0.0f;
     row_chunk_rounds(xr, C, lane, 32, [&](const float(&v)[LEN], int count, u64) {
         for (int k = 0; k < count; ++k) sum += v[k];
         return false;
-    });
+    }, lo, hi);
     const float m = warp_sum(sum) / float(C);
 
     float squares = 0.0f;
@@ -61,7 +63,7 @@ __device__ __forceinline__ void layernorm_fwd(const T* __restrict__ x, const T* 
             squares += d * d;
         }
         return false;
-    });
+    }, lo, hi);
     const float rs = 1.0f / sqrtf(warp_sum(squares) / float(C) + eps);
 
     T* yr = y + row * C;
@@ -69,7 +71,7 @@ __device__ __forceinline__ void layernorm_fwd(const T* __restrict__ x, const T* 
     for (u64 cw = 0; cw < row_packs(yr, C); cw += 32) {
         const u64 c = cw + lane;
         float xv[LEN], wv[LEN], bv[LEN];
-        row_chunk_f32(xr, C, c, lane, xv);
+        row_chunk_f32(xr, C, c, lane, xv, lo, hi);
         row_chunk_f32(weight, C, c, lane, wv);
         row_chunk_f32(bias, C, c, lane, bv);
         Pack<T> out;

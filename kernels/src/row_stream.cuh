@@ -23,9 +23,18 @@
 // on [64, 769] bf16 rows. Reading the end warps' chunks element by element, lanes 16 bytes
 // apart, touched 16 sectors per request: 25% coalesced in f32, 12.5% in bf16.)
 //
+// Reach: when the row is one of a matrix's, the caller may pass the elements around it that are
+// in the same buffer ([lo, hi), lo <= 0 <= V <= hi); the end packs are then read whole, like
+// any other, and their bytes outside the row zeroed in registers. Only the buffer's own first and
+// last packs are read element by element.
+//
 // row_pack_rounds: for reductions whose result cannot depend on which thread sees which element
 // (integer sums, max): thread t simply holds aligned packs, numbered from the row's first 32-byte
 // sector, so a warp's 32 packs are 16 whole sectors and nothing is read twice.
+//
+// row_store_chunks / store_round_packs: the writing side, aligned 16-byte stores of a warp's
+// chunks or packs; the packs straddling the row's ends are written one element per lane in one
+// request (a store cannot reach into the neighbours).
 //
 // row_map: out[i] = op(i, in[i]) for every element, for elementwise passes over a row (no
 // ordering constraint): aligned packs in the middle, scalar accesses at both ends (and everywhere
@@ -70,28 +79,30 @@ template <typename T> __device__ __forceinline__ u64 row_packs(const T* row, u32
 
 // The aligned packs a warp's round needs: pack p of the row (elements [p·L − mis, p·L − mis + L),
 // `row − mis` 16-byte aligned) as raw bits, `a` = pack c (this lane's) and, with `next`, lane
-// 31's `b` = pack c + 1. Packs inside the row are one 16-byte load each, packs outside it zeros.
-// The (at most two) packs that straddle the row's ends — the head when mis != 0, the tail when
-// the row does not end on a pack boundary — are read by the warp together in one request, lane k
-// of [0, L) taking the head's element k and lane L + k the tail's, zeros outside the row; each
-// lane that needs one gathers it by L shuffles. The round's packs are [cw, cw + span): whether it
-// touches a straddling pack is warp uniform.
+// 31's `b` = pack c + 1; packs past the row's are zeros. Elements [lo, hi) (lo <= 0, hi >= V)
+// may be read: the row's neighbours in the same buffer when the caller knows them (a row of a
+// matrix), else lo = 0, hi = V. Packs inside that reach are one 16-byte load each; the (at most
+// two) packs of the row that straddle its ends are read by the warp together in one request,
+// lane k of [0, L) taking the head's element k and lane L + k the tail's, zeros outside the
+// reach; each lane that needs one gathers it by L shuffles. The round's packs are
+// [cw, cw + span): whether it touches a straddling pack is warp uniform.
 template <typename T>
 __device__ __forceinline__ void load_round_packs(const T* row, u32 V, u32 mis, u64 c,
                                                  long long cw, u32 span, bool next, u32 lane,
-                                                 uint4& a, uint4& b) {
+                                                 long long lo, long long hi, uint4& a, uint4& b) {
     constexpr int LEN = Pack<T>::LEN;
     const u64 packs = (u64(V) + mis + LEN - 1) / LEN;
     const u64 last = packs - 1;
-    const bool head = mis != 0 && cw <= 0 && 0 < cw + span;
-    const bool tail = (u64(V) + mis) % LEN != 0 && (long long)last >= cw &&
-                      (long long)last < cw + span;
+    const bool head_p = -(long long)mis < lo;
+    const bool tail_p = (long long)(packs * LEN) - mis > hi;
+    const bool head = head_p && cw <= 0 && 0 < cw + span;
+    const bool tail = tail_p && (long long)last >= cw && (long long)last < cw + span;
     const uint4 zero = make_uint4(0, 0, 0, 0);
     const auto full = [&](u64 p) {
         return p < packs ? *reinterpret_cast<const uint4*>(row + (p * LEN - mis)) : zero;
     };
-    const bool straddles_a = (c == 0 && mis != 0) || (c == last && (u64(V) + mis) % LEN != 0);
-    const bool straddles_b = lane == 31 && next && c + 1 == last && (u64(V) + mis) % LEN != 0;
+    const bool straddles_a = (c == 0 && head_p) || (c == last && tail_p);
+    const bool straddles_b = lane == 31 && next && c + 1 == last && tail_p;
     if (!(head || tail)) {
         a = full(c);
         b = lane == 31 && next ? full(c + 1) : zero;
@@ -101,7 +112,7 @@ __device__ __forceinline__ void load_round_packs(const T* row, u32 V, u32 mis, u
     const u32 k = lane % LEN;
     const bool take = lane < LEN ? head || (tail && last == 0) : lane < 2 * LEN && tail && last != 0;
     const long long e = (long long)((lane < LEN ? u64(0) : last) * LEN + k) - mis;
-    if (take && e >= 0 && e < (long long)V) mine = elem_bits(row[e]);
+    if (take && e >= lo && e < hi) mine = elem_bits(row[e]);
     // The head pack (pack 0) comes from lanes [0, L), the tail from [L, 2·L); with one pack only
     // (a tiny row), lanes [0, L) hold both of its ends.
     const bool want_tail = (straddles_a && c != 0) || straddles_b;
@@ -123,10 +134,13 @@ __device__ __forceinline__ void load_round_packs(const T* row, u32 V, u32 mis, u
 // Elements [f, f + L) of the row (zeros outside it) as raw bits, f = f0 + lane·L: a warp reads
 // 32 consecutive spans (f0 may be negative). They are the bytes of aligned packs q and q + 1
 // from `shift` elements on: each lane loads pack q, takes q + 1 from its right neighbour, lane 31
-// loads it itself. Every lane must call it.
+// loads it itself. [lo, hi) is what may be read (load_round_packs); elements read from outside
+// the row are zeroed. Every lane must call it.
 template <typename T>
-__device__ __forceinline__ uint4 row_span(const T* row, u32 V, long long f0, u32 lane) {
+__device__ __forceinline__ uint4 row_span(const T* row, u32 V, long long f0, u32 lane,
+                                          long long lo = 0, long long hi = -1) {
     constexpr int LEN = Pack<T>::LEN;
+    if (hi < 0) hi = V;
     const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
     // f0 + mis >= -LEN: the first pack is at most one before the row's.
     const long long q0 = (f0 + mis + LEN) / LEN - 1;
@@ -134,25 +148,40 @@ __device__ __forceinline__ uint4 row_span(const T* row, u32 V, long long f0, u32
     const long long q = q0 + lane;
     uint4 a, b;
     load_round_packs(row, V, mis, q >= 0 ? u64(q) : row_packs(row, V), q0, shift != 0 ? 33 : 32,
-                     shift != 0, lane, a, b);
-    if (shift == 0) return a;
-    const uint4 down = shfl_down_u4(a);
-    return funnel16(a, lane == 31 ? b : down, shift * sizeof(T));
+                     shift != 0, lane, lo, hi, a, b);
+    uint4 raw = a;
+    if (shift != 0) {
+        const uint4 down = shfl_down_u4(a);
+        raw = funnel16(a, lane == 31 ? b : down, shift * sizeof(T));
+    }
+    const long long f = f0 + (long long)lane * LEN;
+    if ((lo < 0 && f < 0) || (hi > (long long)V && f + LEN > (long long)V)) {
+        Pack<T> p;
+        *reinterpret_cast<uint4*>(&p) = raw;
+#pragma unroll
+        for (int k = 0; k < LEN; ++k) {
+            if (f + k < 0 || f + k >= (long long)V) p.v[k] = from_f32<T>(0.0f);
+        }
+        raw = *reinterpret_cast<const uint4*>(&p);
+    }
+    return raw;
 }
 
 // Chunk c of the row (elements [c·L, c·L + L), zeros past its end) as raw bits, for a warp
 // whose lanes hold the consecutive chunks c − lane, ..., c − lane + 31: every lane must call it.
 template <typename T>
-__device__ __forceinline__ uint4 row_chunk(const T* row, u32 V, u64 c, u32 lane) {
-    return row_span(row, V, (long long)((c - lane) * Pack<T>::LEN), lane);
+__device__ __forceinline__ uint4 row_chunk(const T* row, u32 V, u64 c, u32 lane, long long lo = 0,
+                                           long long hi = -1) {
+    return row_span(row, V, (long long)((c - lane) * Pack<T>::LEN), lane, lo, hi);
 }
 
 // row_chunk's elements as f32.
 template <typename T>
 __device__ __forceinline__ void row_chunk_f32(const T* row, u32 V, u64 c, u32 lane,
-                                              float (&x)[Pack<T>::LEN]) {
+                                              float (&x)[Pack<T>::LEN], long long lo = 0,
+                                              long long hi = -1) {
     Pack<T> p;
-    *reinterpret_cast<uint4*>(&p) = row_chunk(row, V, c, lane);
+    *reinterpret_cast<uint4*>(&p) = row_chunk(row, V, c, lane, lo, hi);
 #pragma unroll
     for (int k = 0; k < Pack<T>::LEN; ++k) x[k] = to_f32(p.v[k]);
 }
@@ -162,9 +191,10 @@ __device__ __forceinline__ void row_chunk_f32(const T* row, u32 V, u64 c, u32 la
 // with `x` (float[L]) the chunk's elements as f32, `count` of them (0 past the row's end, fewer
 // than L in its last chunk). Every lane of a warp calls f in every round the warp takes part in,
 // so f may use warp collectives; f returns true to stop, and must return the same for every lane
-// of the warp.
+// of the warp. [lo, hi): the elements that may be read (load_round_packs).
 template <typename T, typename F>
-__device__ __forceinline__ void row_chunk_rounds(const T* row, u32 V, u32 t, u32 n, F&& f) {
+__device__ __forceinline__ void row_chunk_rounds(const T* row, u32 V, u32 t, u32 n, F&& f,
+                                                 long long lo = 0, long long hi = -1) {
     constexpr int LEN = Pack<T>::LEN;
     const u32 lane = t % 32;
     const u64 chunks = (u64(V) + LEN - 1) / LEN;
@@ -173,7 +203,7 @@ __device__ __forceinline__ void row_chunk_rounds(const T* row, u32 V, u32 t, u32
     for (u64 base = 0; base + t - lane < chunks; base += n) {
         const u64 c = base + t;
         float x[LEN];
-        row_chunk_f32(row, V, c, lane, x);
+        row_chunk_f32(row, V, c, lane, x, lo, hi);
         const int count = c < chunks ? int(min(u64(LEN), u64(V) - c * LEN)) : 0;
         if (f(x, count, c)) return;
     }
@@ -202,10 +232,11 @@ template <typename T> __device__ __forceinline__ long long row_sector_shift(cons
 // funnel shift, no repeated pack — but which thread holds an element moves with the row's
 // alignment: only for reductions whose result cannot depend on it (integer sums, max). Every lane
 // of a warp calls f in every round the warp takes part in; f returns true to stop, the same for
-// every lane of the warp.
+// every lane of the warp. [reach_lo, reach_hi): the elements that may be read (load_round_packs).
 template <typename T, typename F>
 __device__ __forceinline__ void row_pack_rounds(const T* row, u32 V, long long p_begin,
-                                                long long p_end, u32 t, u32 n, F&& f) {
+                                                long long p_end, u32 t, u32 n, F&& f,
+                                                long long reach_lo = 0, long long reach_hi = -1) {
     constexpr int LEN = Pack<T>::LEN;
     const u32 mis = u32((reinterpret_cast<u64>(row) & 15) / sizeof(T));
     const u32 lane = t % 32;
@@ -215,7 +246,7 @@ __device__ __forceinline__ void row_pack_rounds(const T* row, u32 V, long long p
         const bool held = p >= 0 && p < p_end;
         uint4 a, b;
         load_round_packs(row, V, mis, held ? u64(p) : packs, p0, u32(min(32LL, p_end - p0)), false,
-                         lane, a, b);
+                         lane, reach_lo, reach_hi < 0 ? (long long)V : reach_hi, a, b);
         Pack<T> pk;
         *reinterpret_cast<uint4*>(&pk) = a;
         float x[LEN];

@@ -35,7 +35,8 @@
 //
 // Bytes: every pass reads the row through row_stream.cuh's row_pack_rounds: aligned 16-byte
 // loads, each pack once, a warp's 32 packs on 16 whole sectors; the (at most two) packs that
-// straddle the row's ends are read one element per lane in one request. Which thread sees which
+// straddle the row's ends are read whole from the neighbouring rows (the logits are one
+// [B, V] buffer), only the buffer's own first and last ones element by element. Which thread sees which
 // element then depends on the row's alignment, which no result can notice: the folds are a max
 // of u64 and integer sums. The maximum logit comes from the argmax's key, not a reload.
 // Greedy: the row once, V·S. Sampling with no top-k/top-p: 2 passes plus one warp's segment,
@@ -149,6 +150,13 @@ __device__ __forceinline__ u64 block_scan_u64(u64 v, u64* scratch) {
     return v;
 }
 
+// The row's reach (row_stream.cuh): block b's row is row b of the [gridDim.x, V] logits, so its
+// end packs may be read whole from the neighbouring rows.
+__device__ __forceinline__ long long reach_lo(u32 V) { return -(long long)blockIdx.x * V; }
+__device__ __forceinline__ long long reach_hi(u32 V) {
+    return (long long)(gridDim.x - blockIdx.x) * V;
+}
+
 // Calls f(x, id) for each element this thread owns, read through row_stream.cuh's aligned 16-byte
 // packs: thread t holds packs t, t + 256, ... (numbered from the row's first sector), so which
 // thread sees an element depends on the row's alignment — harmless, every fold here (max of
@@ -156,11 +164,13 @@ __device__ __forceinline__ u64 block_scan_u64(u64 v, u64* scratch) {
 template <typename T, typename F>
 __device__ __forceinline__ void for_each_element(const T* z, u32 V, F&& f) {
     constexpr int LEN = Pack<T>::LEN;
-    row_pack_rounds(z, V, -row_sector_shift(z), (long long)row_packs(z, V), threadIdx.x,
-                    SAMPLE_THREADS, [&](const float(&x)[LEN], long long first, int lo, int hi) {
-                        for (int k = lo; k < hi; ++k) f(x[k], u32(first + k));
-                        return false;
-                    });
+    row_pack_rounds(
+        z, V, -row_sector_shift(z), (long long)row_packs(z, V), threadIdx.x, SAMPLE_THREADS,
+        [&](const float(&x)[LEN], long long first, int lo, int hi) {
+            for (int k = lo; k < hi; ++k) f(x[k], u32(first + k));
+            return false;
+        },
+        reach_lo(V), reach_hi(V));
 }
 
 // The logit whose order key is `key` (the inverse of order_key; a bf16's dropped low bits are 0).
@@ -287,11 +297,14 @@ __device__ void sample_fwd(const T* logits, u32* ids, u32 V, u32 top_k, u32 p_ma
         return sum;
     };
     u64 mass = 0;
-    row_pack_rounds(z, V, p_begin, p_end, lane, 32, [&](const float(&x)[LEN], long long first, int lo, int hi) {
-        u64 w[LEN];
-        mass += pack_weights(x, first, lo, hi, w);
-        return false;
-    });
+    row_pack_rounds(
+        z, V, p_begin, p_end, lane, 32,
+        [&](const float(&x)[LEN], long long first, int lo, int hi) {
+            u64 w[LEN];
+            mass += pack_weights(x, first, lo, hi, w);
+            return false;
+        },
+        reach_lo(V), reach_hi(V));
     mass = warp_sum_u64(mass);
     if (lane == 0) scratch[warp] = mass;
     __syncthreads();
@@ -309,7 +322,9 @@ __device__ void sample_fwd(const T* logits, u32* ids, u32 V, u32 top_k, u32 p_ma
     if (warp != owner) return;
     // 32 packs a round in id order: the round's pack masses scanned across the lanes, then the
     // lane whose pack crosses the target walks its elements.
-    row_pack_rounds(z, V, p_begin, p_end, lane, 32, [&](const float(&x)[LEN], long long first, int lo, int hi) {
+    row_pack_rounds(
+        z, V, p_begin, p_end, lane, 32,
+        [&](const float(&x)[LEN], long long first, int lo, int hi) {
         u64 w[LEN];
         const u64 sum = pack_weights(x, first, lo, hi, w);
         const u64 incl = warp_scan_u64(sum);
@@ -329,7 +344,8 @@ __device__ void sample_fwd(const T* logits, u32* ids, u32 V, u32 top_k, u32 p_ma
             }
         }
         return true;
-    });
+        },
+        reach_lo(V), reach_hi(V));
 }
 
 __device__ __forceinline__ u64 join_u64(u32 lo, u32 hi) { return (u64(hi) << 32) | lo; }
