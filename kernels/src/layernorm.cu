@@ -21,11 +21,14 @@
 // Bytes moved: N·C·S (x, from DRAM once) + N·C·S (y) + 2·C·S + 8·N, S = sizeof(T).
 //
 // layernorm_bwd: G blocks (gridDim.x, chosen by the launcher from the device alone), block b
-// takes rows b, b + G, b + 2G, ... in turn; its threads stride over C. Per row: one pass
-// accumulates the two row sums and, in shared memory, this block's dweight/dbias partial for the
-// channels each thread owns (channel c belongs to thread c mod blockDim.x for the whole kernel,
-// so no two threads ever touch the same accumulator); a block reduction; a second pass writes
-// dx. At the end block b writes its partials to `partial` [2, G, C] f32 (dweight partials, then
+// takes rows b, b + G, b + 2G, ... in turn. Per row: one pass over row_stream.cuh chunks (16
+// bytes of channels; thread t folds chunks t, t + blockDim.x, ... in index order, so the row sums
+// do not depend on the row's address; dy, x and weight read as aligned packs funnel-shifted into
+// chunks) accumulates the two row sums and, in shared memory, this block's dweight/dbias partial
+// for the channels each thread owns (the channels of its chunks, for the whole kernel, so no two
+// threads ever touch the same accumulator); a block reduction; a second pass writes dx by
+// aligned 16-byte packs of its row (thread t packs t, t + blockDim.x, ...; the packs straddling
+// the row's ends one element per lane in one request). At the end block b writes its partials to `partial` [2, G, C] f32 (dweight partials, then
 // dbias partials; rows C_p = C rounded up to 8 floats apart, so each starts on a 32-byte sector).
 // Dynamic shared memory: 2·C·4 bytes. Block: a multiple of 32 threads.
 // layernorm_bwd_reduce then sums the G partials of each channel in block order: one thread per
@@ -99,33 +102,60 @@ __device__ __forceinline__ void layernorm_bwd(const T* __restrict__ dy, const T*
         dweight_acc[c] = 0.0f;
         dbias_acc[c] = 0.0f;
     }
+    // The rows' passes give each channel to its chunk's thread, not to the one that zeroed it.
+    __syncthreads();
 
+    constexpr int LEN = Pack<T>::LEN;
+    const u32 lane = threadIdx.x % 32;
     for (u64 row = blockIdx.x; row < N; row += gridDim.x) {
         const T* dyr = dy + row * C;
         const T* xr = x + row * C;
         const float m = mean[row];
         const float rs = rstd[row];
+        // dy's and x's rows are one buffer each: reads may run into the neighbours.
+        const long long lo = -(long long)(row * C), hi = (long long)((N - row) * C);
 
+        // Chunks: thread t folds chunks t, t + blockDim, ... in index order, and owns their
+        // channels' accumulators.
         float sum_g = 0.0f;
         float sum_g_xhat = 0.0f;
-        for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
-            const float xhat = (to_f32(xr[c]) - m) * rs;
-            const float d = to_f32(dyr[c]);
-            const float g = d * to_f32(weight[c]);
-            sum_g += g;
-            sum_g_xhat += g * xhat;
-            dweight_acc[c] += d * xhat;
-            dbias_acc[c] += d;
-        }
+        row_chunk_rounds(
+            dyr, C, threadIdx.x, blockDim.x,
+            [&](const float(&d)[LEN], int count, u64 c) {
+                float xv[LEN], wv[LEN];
+                row_chunk_f32(xr, C, c, lane, xv, lo, hi);
+                row_chunk_f32(weight, C, c, lane, wv);
+                for (int k = 0; k < count; ++k) {
+                    const float xhat = (xv[k] - m) * rs;
+                    const float g = d[k] * wv[k];
+                    sum_g += g;
+                    sum_g_xhat += g * xhat;
+                    dweight_acc[c * LEN + k] += d[k] * xhat;
+                    dbias_acc[c * LEN + k] += d[k];
+                }
+                return false;
+            },
+            lo, hi);
         const float2 sums = block_sum2(sum_g, sum_g_xhat, scratch);
         const float mean_g = sums.x / float(C);
         const float mean_g_xhat = sums.y / float(C);
 
+        // dx by aligned packs of its row: any thread may write any element.
         T* dxr = dx + row * C;
-        for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
-            const float xhat = (to_f32(xr[c]) - m) * rs;
-            const float g = to_f32(dyr[c]) * to_f32(weight[c]);
-            dxr[c] = from_f32<T>(rs * (g - mean_g - xhat * mean_g_xhat));
+        const long long mis = (long long)((reinterpret_cast<u64>(dxr) & 15) / sizeof(T));
+        for (u64 cw = threadIdx.x - lane; cw < row_packs(dxr, C); cw += blockDim.x) {
+            const long long f0 = (long long)(cw * LEN) - mis;
+            Pack<T> dv, xv, wv, out;
+            *reinterpret_cast<uint4*>(&dv) = row_span(dyr, C, f0, lane, lo, hi);
+            *reinterpret_cast<uint4*>(&xv) = row_span(xr, C, f0, lane, lo, hi);
+            *reinterpret_cast<uint4*>(&wv) = row_span(weight, C, f0, lane);
+#pragma unroll
+            for (int k = 0; k < LEN; ++k) {
+                const float xhat = (to_f32(xv.v[k]) - m) * rs;
+                const float g = to_f32(dv.v[k]) * to_f32(wv.v[k]);
+                out.v[k] = from_f32<T>(rs * (g - mean_g - xhat * mean_g_xhat));
+            }
+            store_round_packs(dxr, C, cw, lane, pack_words(out));
         }
     }
 

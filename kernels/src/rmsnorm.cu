@@ -15,9 +15,10 @@
 // Block: a multiple of 32 threads; grid = ceil(N / (blockDim.x / 32)).
 // Bytes moved: 2·N·C·S (x, y) + C·S + 4·N, S = sizeof(T).
 //
-// rmsnorm_bwd: the layernorm.cu pattern. G blocks take rows b, b + G, ...; channel c belongs to
-// thread c mod blockDim.x, which accumulates this block's dweight partial in shared memory; one
-// block reduction per row; dx written in a second pass over the row. Block b finally writes its
+// rmsnorm_bwd: the layernorm.cu pattern. G blocks take rows b, b + G, ...; the row is read in
+// row_stream.cuh chunks, thread t folding chunks t, t + blockDim.x, ... in index order and owning
+// their channels, whose dweight partials it accumulates in shared memory; one block reduction
+// per row; dx written in a second pass by aligned 16-byte packs of its row. Block b finally writes its
 // partial to `partial` [G, C_p] f32 (C_p = C rounded up to 8 floats: rows on 32-byte sectors).
 // Dynamic shared memory: C·4 bytes. Block: a multiple of 32.
 // rmsnorm_bwd_reduce sums the G partials per channel in block order (one thread per channel,
@@ -69,26 +70,53 @@ __device__ __forceinline__ void rmsnorm_bwd(const T* __restrict__ dy, const T* _
     extern __shared__ float dweight_acc[];
     __shared__ float scratch[32];
     for (u32 c = threadIdx.x; c < C; c += blockDim.x) dweight_acc[c] = 0.0f;
+    // The rows' passes give each channel to its chunk's thread, not to the one that zeroed it.
+    __syncthreads();
 
+    constexpr int LEN = Pack<T>::LEN;
+    const u32 lane = threadIdx.x % 32;
     for (u64 row = blockIdx.x; row < N; row += gridDim.x) {
         const T* dyr = dy + row * C;
         const T* xr = x + row * C;
         const float rs = rstd[row];
+        // dy's and x's rows are one buffer each: reads may run into the neighbours.
+        const long long lo = -(long long)(row * C), hi = (long long)((N - row) * C);
 
+        // Chunks: thread t folds chunks t, t + blockDim, ... in index order, and owns their
+        // channels' accumulators.
         float sum_g_xhat = 0.0f;
-        for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
-            const float xhat = to_f32(xr[c]) * rs;
-            const float d = to_f32(dyr[c]);
-            sum_g_xhat += d * to_f32(weight[c]) * xhat;
-            dweight_acc[c] += d * xhat;
-        }
+        row_chunk_rounds(
+            dyr, C, threadIdx.x, blockDim.x,
+            [&](const float(&d)[LEN], int count, u64 c) {
+                float xv[LEN], wv[LEN];
+                row_chunk_f32(xr, C, c, lane, xv, lo, hi);
+                row_chunk_f32(weight, C, c, lane, wv);
+                for (int k = 0; k < count; ++k) {
+                    const float xhat = xv[k] * rs;
+                    sum_g_xhat += d[k] * wv[k] * xhat;
+                    dweight_acc[c * LEN + k] += d[k] * xhat;
+                }
+                return false;
+            },
+            lo, hi);
         const float mean_g_xhat = block_sum(sum_g_xhat, scratch) / float(C);
 
+        // dx by aligned packs of its row: any thread may write any element.
         T* dxr = dx + row * C;
-        for (u32 c = threadIdx.x; c < C; c += blockDim.x) {
-            const float xhat = to_f32(xr[c]) * rs;
-            const float g = to_f32(dyr[c]) * to_f32(weight[c]);
-            dxr[c] = from_f32<T>(rs * (g - xhat * mean_g_xhat));
+        const long long m = (long long)((reinterpret_cast<u64>(dxr) & 15) / sizeof(T));
+        for (u64 cw = threadIdx.x - lane; cw < row_packs(dxr, C); cw += blockDim.x) {
+            const long long f0 = (long long)(cw * LEN) - m;
+            Pack<T> dv, xv, wv, out;
+            *reinterpret_cast<uint4*>(&dv) = row_span(dyr, C, f0, lane, lo, hi);
+            *reinterpret_cast<uint4*>(&xv) = row_span(xr, C, f0, lane, lo, hi);
+            *reinterpret_cast<uint4*>(&wv) = row_span(weight, C, f0, lane);
+#pragma unroll
+            for (int k = 0; k < LEN; ++k) {
+                const float xhat = to_f32(xv.v[k]) * rs;
+                const float g = to_f32(dv.v[k]) * to_f32(wv.v[k]);
+                out.v[k] = from_f32<T>(rs * (g - xhat * mean_g_xhat));
+            }
+            store_round_packs(dxr, C, cw, lane, pack_words(out));
         }
     }
 
