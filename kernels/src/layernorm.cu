@@ -54,15 +54,17 @@ __device__ __forceinline__ void layernorm_fwd(const T* __restrict__ x, const T* 
 
     float sum = 0.0f;
     row_chunk_rounds(xr, C, lane, 32, [&](const float(&v)[LEN], int count, u64) {
-        for (int k = 0; k < count; ++k) sum += v[k];
+#pragma unroll
+        for (int k = 0; k < LEN; ++k) sum += k < count ? v[k] : 0.0f;
         return false;
     }, lo, hi);
     const float m = warp_sum(sum) / float(C);
 
     float squares = 0.0f;
     row_chunk_rounds(xr, C, lane, 32, [&](const float(&v)[LEN], int count, u64) {
-        for (int k = 0; k < count; ++k) {
-            const float d = v[k] - m;
+#pragma unroll
+        for (int k = 0; k < LEN; ++k) {
+            const float d = k < count ? v[k] - m : 0.0f;
             squares += d * d;
         }
         return false;
@@ -125,7 +127,9 @@ __device__ __forceinline__ void layernorm_bwd(const T* __restrict__ dy, const T*
                 float xv[LEN], wv[LEN];
                 row_chunk_f32(xr, C, c, lane, xv, lo, hi);
                 row_chunk_f32(weight, C, c, lane, wv);
-                for (int k = 0; k < count; ++k) {
+#pragma unroll
+                for (int k = 0; k < LEN; ++k) {
+                    if (k >= count) break;
                     const float xhat = (xv[k] - m) * rs;
                     const float g = d[k] * wv[k];
                     sum_g += g;

@@ -42,7 +42,8 @@ __device__ __forceinline__ void rmsnorm_fwd(const T* __restrict__ x, const T* __
 
     float squares = 0.0f;
     row_chunk_rounds(xr, C, lane, 32, [&](const float(&v)[LEN], int count, u64) {
-        for (int k = 0; k < count; ++k) squares += v[k] * v[k];
+#pragma unroll
+        for (int k = 0; k < LEN; ++k) squares += k < count ? v[k] * v[k] : 0.0f;
         return false;
     }, lo, hi);
     const float rs = 1.0f / sqrtf(warp_sum(squares) / float(C) + eps);
@@ -91,7 +92,9 @@ __device__ __forceinline__ void rmsnorm_bwd(const T* __restrict__ dy, const T* _
                 float xv[LEN], wv[LEN];
                 row_chunk_f32(xr, C, c, lane, xv, lo, hi);
                 row_chunk_f32(weight, C, c, lane, wv);
-                for (int k = 0; k < count; ++k) {
+#pragma unroll
+                for (int k = 0; k < LEN; ++k) {
+                    if (k >= count) break;
                     const float xhat = xv[k] * rs;
                     sum_g_xhat += d[k] * wv[k] * xhat;
                     dweight_acc[c * LEN + k] += d[k] * xhat;

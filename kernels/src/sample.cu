@@ -167,7 +167,10 @@ __device__ __forceinline__ void for_each_element(const T* z, u32 V, F&& f) {
     row_pack_rounds(
         z, V, -row_sector_shift(z), (long long)row_packs(z, V), threadIdx.x, SAMPLE_THREADS,
         [&](const float(&x)[LEN], long long first, int lo, int hi) {
-            for (int k = lo; k < hi; ++k) f(x[k], u32(first + k));
+#pragma unroll
+            for (int k = 0; k < LEN; ++k) {
+                if (k >= lo && k < hi) f(x[k], u32(first + k));
+            }
             return false;
         },
         reach_lo(V), reach_hi(V));
@@ -335,7 +338,9 @@ __device__ void sample_fwd(const T* logits, u32* ids, u32 V, u32 top_k, u32 p_ma
         }
         if (lane == __ffs(hit) - 1) {
             u64 run = before + incl - sum;
-            for (int k = lo; k < hi; ++k) {
+#pragma unroll
+            for (int k = 0; k < LEN; ++k) {
+                if (k < lo || k >= hi) continue;
                 run += w[k];
                 if (run > target) {
                     ids[row] = u32(first + k);
