@@ -23,7 +23,7 @@
 // The (warp, slot) states of a head are merged through shared memory in warp order, then slot
 // order, so the result depends only on the inputs and the shape (one head of HS >= 17 per block:
 // the same fold as a plain warp-per-key loop). HS <= 128 (4 dims per lane). Bytes moved:
-// Tq·NH·(2·HS·S + 4) (q, out, lse) + per (b, query, block) the visible real keys' rows of the
+// Tq·NH·(2·HS·S + 4) (q, out, lse; each of the 4 warps loads q, 3 repeats that hit L1) + per (b, query, block) the visible real keys' rows of the
 // block's H kv heads in K and V (2·H·HS·S each) + their key_valid words.
 #include "common.cuh"
 #include "attention.cuh"
