@@ -52,6 +52,10 @@ template <typename T> __device__ __forceinline__ void store_pack(T* p, const Pac
     *reinterpret_cast<int4*>(p) = *reinterpret_cast<const int4*>(&value);
 }
 
+// Row stride (floats) of the norm backward's per-block partials: C rounded up to 8 floats, so
+// every row starts on a 32-byte sector and the reduce's warps read whole sectors.
+__device__ __forceinline__ u64 norm_partial_stride(u32 C) { return (u64(C) + 7) & ~7ull; }
+
 // ---- warp and block reductions ----
 //
 // The butterfly (xor) pattern adds the same two partial sums in every pair of lanes, and float

@@ -8,8 +8,11 @@
 // backend errors on them); here they cannot touch memory out of range: the forward writes NaN
 // rows for them and the backward ignores them.
 //
-// embedding_fwd: one block per row i (grid = N), threads stride over C with 128-bit copies when
-// both rows are 16-byte aligned. Bytes moved: 2·N·C·S + 4·N, S = sizeof(T).
+// embedding_fwd: one block per row i (grid = N); thread t writes the out row's aligned 16-byte
+// packs t, t + blockDim, ... (row_stream.cuh: the packs straddling the row's ends one element
+// per lane in one request), each read as the same span of the table row, funnel-shifted out of
+// its own aligned packs (a warp reads 33 packs for 32: the two rows need not share an
+// alignment). Bytes moved: 2·N·C·S + 4·N, S = sizeof(T).
 //
 // Backward, and why it looks like this. A scatter with float atomics would be fast but its sum
 // order changes from run to run; a pass per column over all N ids keeps the order but leaves only
@@ -22,10 +25,13 @@
 //     written without collisions. O(N²) comparisons, all from shared memory (estimated, not
 //     measured: well under a millisecond for N = 65536 on an H100). Any block size; grid =
 //     ceil(N / blockDim.x). Scratch: order [N] u32, sorted_ids [N] u32.
-//   embedding_bwd: one thread per (v, c): grid = (V, ceil(C / blockDim.x)), threads of a block on
-//     consecutive channels of one vocabulary row. Each thread binary-searches the run of v in
-//     sorted_ids (the same addresses for the whole block, so broadcast loads), then sums dy over
-//     that run in increasing i (the rank is stable) and writes dtable[v, c] once. Every output is
+//   embedding_bwd: one thread per (v, aligned 16-byte pack of dtable's row v): grid = (V,
+//     ceil((ceil(C / L) + 1) / blockDim.x)), L = 16 / S, threads of a block on consecutive packs
+//     of one vocabulary row. Each thread binary-searches the run of v in sorted_ids (the same
+//     addresses for the whole block, so broadcast loads), then sums, per element of its pack, dy
+//     over that run in increasing i (the rank is stable; each dy span is read funnel-shifted out
+//     of the dy row's aligned packs, as the forward) and writes its pack once (the packs
+//     straddling the row's ends one element per lane). Every output is
 //     written by exactly one thread: no zero-fill pass, no atomics, bit-for-bit reproducible and
 //     independent of the launch geometry. An id that occurs k times costs its threads k dependent
 //     adds (loads unrolled by 4); a batch where one id fills most positions is the slow case.
@@ -33,6 +39,7 @@
 //   come from L2 through shared memory); gather N·C·S (dy) + V·C·S (dtable) + 8·N, the binary
 //   searches' loads being shared by a whole block and cached.
 #include "common.cuh"
+#include "row_stream.cuh"
 
 #define RANK_TILE 256
 
@@ -49,16 +56,16 @@ __device__ __forceinline__ void embedding_fwd(const u32* __restrict__ ids,
         return;
     }
     const T* src = table + u64(id) * C;
-    u32 copied = 0;
-    if (is_aligned16(src) && is_aligned16(dst)) {
-        constexpr u32 LEN = Pack<T>::LEN;
-        const u32 packs = C / LEN;
-        for (u32 p = threadIdx.x; p < packs; p += blockDim.x) {
-            store_pack(dst + u64(p) * LEN, load_pack(src + u64(p) * LEN));
-        }
-        copied = packs * LEN;
+    // Pack p of dst holds elements [p·L − m, p·L − m + L): the same span of src, funnel-shifted
+    // out of src's own aligned packs.
+    constexpr int LEN = Pack<T>::LEN;
+    const long long m = (long long)((reinterpret_cast<u64>(dst) & 15) / sizeof(T));
+    const u32 lane = threadIdx.x % 32;
+    for (u64 cw = threadIdx.x - lane; cw < row_packs(dst, C); cw += blockDim.x) {
+        const uint4 span = row_span(src, C, (long long)(cw * LEN) - m, lane, -(long long)id * C,
+                                    (long long)(V - id) * C);
+        store_round_packs(dst, C, cw, lane, span);
     }
-    for (u32 c = copied + threadIdx.x; c < C; c += blockDim.x) dst[c] = src[c];
 }
 
 extern "C" __global__ void embedding_bwd_rank_u32(const u32* __restrict__ ids,
@@ -112,15 +119,32 @@ __device__ __forceinline__ void embedding_bwd(const u32* __restrict__ order,
                                               const T* __restrict__ dy, T* __restrict__ dtable,
                                               u32 N, u32 V, u32 C) {
     const u32 v = blockIdx.x;
-    const u64 c = u64(blockIdx.y) * blockDim.x + threadIdx.x;
-    if (v >= V || c >= C) return;
+    if (v >= V) return;
     const u32 first = lower_bound(sorted_ids, N, v);
     // v < V ≤ 2³² − 1, so v + 1 cannot wrap; ids ≥ V sort after every run looked for here.
     const u32 end = lower_bound(sorted_ids, N, v + 1);
-    float sum = 0.0f;
-#pragma unroll 4
-    for (u32 k = first; k < end; ++k) sum += to_f32(dy[u64(order[k]) * C + c]);
-    dtable[u64(v) * C + c] = from_f32<T>(sum);
+    // Thread t of the grid's row holds dtable's aligned pack p (elements [p·L − m, p·L − m + L))
+    // and reads the same span of each dy row, funnel-shifted out of its aligned packs.
+    constexpr int LEN = Pack<T>::LEN;
+    T* out = dtable + u64(v) * C;
+    const long long m = (long long)((reinterpret_cast<u64>(out) & 15) / sizeof(T));
+    const u32 lane = threadIdx.x % 32;
+    const u64 cw = u64(blockIdx.y) * blockDim.x + threadIdx.x - lane;
+    // Warp-uniform: the shuffles below see every lane.
+    if (cw >= row_packs(out, C)) return;
+    float sum[LEN] = {};
+    for (u32 k = first; k < end; ++k) {
+        Pack<T> x;
+        const u32 i = order[k];
+        *reinterpret_cast<uint4*>(&x) = row_span(dy + u64(i) * C, C, (long long)(cw * LEN) - m,
+                                                 lane, -(long long)i * C, (long long)(N - i) * C);
+#pragma unroll
+        for (int j = 0; j < LEN; ++j) sum[j] += to_f32(x.v[j]);
+    }
+    Pack<T> total;
+#pragma unroll
+    for (int j = 0; j < LEN; ++j) total.v[j] = from_f32<T>(sum[j]);
+    store_round_packs(out, C, cw, lane, pack_words(total));
 }
 
 extern "C" __global__ void embedding_fwd_f32(const u32* ids, const float* table, float* out, u32 N,

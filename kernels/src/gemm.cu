@@ -44,10 +44,14 @@
 // so global reads are S·(M·K·ceil(N/64) + K·N·ceil(M/64)) per batch entry (S = sizeof(T); the
 // re-reads of a panel by other blocks hit L2 on a GPU), writes S·M·N. bias: S·N per block.
 //
-// gemm_bwd_bias: dbias[n] = Σ_r dC[r, n] over the R = batch·M rows, one thread per column
-// (consecutive threads on consecutive columns: coalesced), rows in ascending order (`=`).
-// Reads S·R·N, writes S·N.
+// gemm_bwd_bias: dbias[n] = Σ_r dC[r, n] over the R = batch·M rows, rows in ascending order for
+// every column (`=`). One thread per aligned 16-byte pack of dbias (L = 16 / S columns),
+// consecutive threads on consecutive packs; each dC row's span of those columns is read
+// funnel-shifted out of the row's own aligned packs (row_stream.cuh's row_span: a warp reads 33
+// packs for 32 when the row is misaligned), so every request is whole 16-byte packs whatever N.
+// Grid: ceil((ceil(N / L) + 1) / blockDim.x). Reads S·R·N (+1/32 repeated packs), writes S·N.
 #include "common.cuh"
+#include "row_stream.cuh"
 
 #define GEMM_TRANS_A 1u
 #define GEMM_TRANS_B 2u
@@ -391,11 +395,26 @@ __device__ __forceinline__ void gemm_fwd_mma(const bf16* __restrict__ a, const b
 template <typename T>
 __device__ __forceinline__ void gemm_bwd_bias(const T* __restrict__ dc, T* __restrict__ dbias,
                                               u32 R, u32 N) {
-    const u32 n = blockIdx.x * blockDim.x + threadIdx.x;
-    if (n >= N) return;
-    float sum = 0.0f;
-    for (u32 r = 0; r < R; ++r) sum += to_f32(dc[u64(r) * N + n]);
-    dbias[n] = from_f32<T>(sum);
+    // Thread t holds dbias's aligned pack p = t (elements [p·L − m, p·L − m + L)) and reads the
+    // same span of each dC row, funnel-shifted out of the row's aligned packs.
+    constexpr int LEN = Pack<T>::LEN;
+    const long long m = (long long)((reinterpret_cast<u64>(dbias) & 15) / sizeof(T));
+    const u32 lane = threadIdx.x % 32;
+    const u64 cw = u64(blockIdx.x) * blockDim.x + threadIdx.x - lane;
+    // Warp-uniform: the shuffles below see every lane.
+    if (cw >= row_packs(dbias, N)) return;
+    float sum[LEN] = {};
+    for (u32 r = 0; r < R; ++r) {
+        Pack<T> x;
+        *reinterpret_cast<uint4*>(&x) = row_span(dc + u64(r) * N, N, (long long)(cw * LEN) - m, lane,
+                                                 -(long long)r * N, (long long)(R - r) * N);
+#pragma unroll
+        for (int j = 0; j < LEN; ++j) sum[j] += to_f32(x.v[j]);
+    }
+    Pack<T> total;
+#pragma unroll
+    for (int j = 0; j < LEN; ++j) total.v[j] = from_f32<T>(sum[j]);
+    store_round_packs(dbias, N, cw, lane, pack_words(total));
 }
 
 extern "C" __global__ void gemm_fwd_f32(const float* a, const float* b, const float* bias,

@@ -26,7 +26,8 @@
 // Loads: a row starts at row·V·sizeof(T) bytes, which is 16-byte aligned only when V·sizeof(T)
 // is. The chunks stream through row_stream.cuh's row_reduce_chunks: 16-byte loads of the aligned
 // packs around them, a shuffle and a funnel shift per chunk; only the two packs straddling the
-// row's ends are read element by element, and the chunks' values are the same either way. Bytes
+// row's ends are read element by element (one element per lane, in one request, gathered by
+// shuffles), and the chunks' values are the same either way. Bytes
 // read:
 // N·V·S (+ N·V·S/32 of repeated packs when V·S is not a multiple of 16) + 4·N targets +
 // N·S target logits; written 12·N.

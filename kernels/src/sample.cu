@@ -28,18 +28,23 @@
 //      V − 1 has). It stops early when the whole bin is kept (no tie straddles the boundary).
 //   3. top-p (p < 1): the same select over the top-k set with mass (Σ w) instead of counts; the
 //      first pass's histogram total is W_k.
-//   4. the kept mass W per warp: warp w owns the ids [w·S, w·S + S), S = V/8 rounded up to a
-//      multiple of 32, lanes reading consecutive ids; then the warp whose segment holds target
-//      walks it 32 ids at a time (inclusive warp scan of w, ballot of the crossing).
+//   4. the kept mass W per warp: warp w owns an even number of the row's aligned 16-byte packs
+//      (about 1/8 of them, from a 32-byte sector boundary), lanes on consecutive packs; then the
+//      warp whose segment holds target walks it 32 packs at a time (inclusive warp scan of the
+//      packs' masses, ballot of the crossing, then the crossing lane walks its pack).
 //
-// Bytes: the argmax and select passes read the row through row_stream.cuh's aligned 16-byte
-// loads (plus 1/32 repeated packs when a row is not 16-byte aligned); the mass pass and the walk
-// read warp-consecutive scalars (128 bytes per f32 warp request, 64 per bf16). Greedy: the row
-// once, V·S. Sampling with no top-k/top-p: 2 passes plus one warp's segment, ~2.1·V·S. top-k
-// adds 3 passes (f32) or 1 (bf16; its first digit is counted in the argmax pass), plus up to 3
+// Bytes: every pass reads the row through row_stream.cuh's row_pack_rounds: aligned 16-byte
+// loads, each pack once, a warp's 32 packs on 16 whole sectors; the (at most two) packs that
+// straddle the row's ends are read whole from the neighbouring rows (the logits are one
+// [B, V] buffer), only the buffer's own first and last ones element by element. Which thread sees which
+// element then depends on the row's alignment, which no result can notice: the folds are a max
+// of u64 and integer sums. The maximum logit comes from the argmax's key, not a reload.
+// Greedy: the row once, V·S. Sampling with no top-k/top-p: 2 passes plus one warp's segment,
+// ~2.1·V·S. top-k adds 3 passes (f32) or 1 (bf16; its first digit is counted in the argmax pass), plus up to 3
 // more while ties straddle the boundary; top-p 4 (f32) or 2 (bf16) plus as many for ties.
-// Measured on the emulator, [8, 50257] random logits, in reads of the row: greedy 1.02, T = 1
-// 2.07, top-k 50 4.25 (f32) / 4.13 (bf16), top-p 0.9 8.2 / 6.2, both 10.4 / 8.3.
+// Measured on the emulator, [8, 50257] logits uniform in [−4, 4), in reads of the row (f32 /
+// bf16): greedy 1.00 / 1.00, T = 1 2.07 / 2.07, top-k 50 4.07 / 4.54, top-p 0.9 8.07 / 6.07,
+// both 10.06 / 8.55; coalescing 100% / 99.9%.
 // Written: 4·B.
 #include "common.cuh"
 #include "row_stream.cuh"
@@ -145,17 +150,36 @@ __device__ __forceinline__ u64 block_scan_u64(u64 v, u64* scratch) {
     return v;
 }
 
+// The row's reach (row_stream.cuh): block b's row is row b of the [gridDim.x, V] logits, so its
+// end packs may be read whole from the neighbouring rows.
+__device__ __forceinline__ long long reach_lo(u32 V) { return -(long long)blockIdx.x * V; }
+__device__ __forceinline__ long long reach_hi(u32 V) {
+    return (long long)(gridDim.x - blockIdx.x) * V;
+}
+
 // Calls f(x, id) for each element this thread owns, read through row_stream.cuh's aligned 16-byte
-// loads: thread t owns chunks t, t + 256, ... of LEN elements, visited in increasing order, one
-// call of the chunk callback each, so the chunk's first id advances by 256·LEN per call.
+// packs: thread t holds packs t, t + 256, ... (numbered from the row's first sector), so which
+// thread sees an element depends on the row's alignment — harmless, every fold here (max of
+// u64, integer histograms) is order-free.
 template <typename T, typename F>
 __device__ __forceinline__ void for_each_element(const T* z, u32 V, F&& f) {
     constexpr int LEN = Pack<T>::LEN;
-    u32 first = threadIdx.x * LEN;
-    row_reduce_chunks(z, V, [&](const float(&x)[LEN], int count) {
-        for (int k = 0; k < count; ++k) f(x[k], first + k);
-        first += SAMPLE_THREADS * LEN;
-    });
+    row_pack_rounds(
+        z, V, -row_sector_shift(z), (long long)row_packs(z, V), threadIdx.x, SAMPLE_THREADS,
+        [&](const float(&x)[LEN], long long first, int lo, int hi) {
+#pragma unroll
+            for (int k = 0; k < LEN; ++k) {
+                if (k >= lo && k < hi) f(x[k], u32(first + k));
+            }
+            return false;
+        },
+        reach_lo(V), reach_hi(V));
+}
+
+// The logit whose order key is `key` (the inverse of order_key; a bf16's dropped low bits are 0).
+template <typename T> __device__ __forceinline__ float key_value(u32 key) {
+    const u32 b = (key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key;
+    return __uint_as_float(sizeof(T) == 2 ? b & 0xFFFF0000u : b);
 }
 
 // The bound `lower` after a radix select over the candidates c >= lower: the c at which the
@@ -242,7 +266,7 @@ __device__ void sample_fwd(const T* logits, u32* ids, u32 V, u32 top_k, u32 p_ma
         if (tid == 0) ids[row] = best_id;
         return;
     }
-    const float max = to_f32(z[best_id]);
+    const float max = key_value<T>(u32(best >> 32));
     const u32 key_digits = sizeof(T) == 2 ? 2 : 4;
     u32 id_digits = 1;
     while (id_digits < 4 && ((V - 1) >> (8 * id_digits)) != 0) ++id_digits;
@@ -257,13 +281,33 @@ __device__ void sample_fwd(const T* logits, u32* ids, u32 V, u32 top_k, u32 p_ma
                              id_digits, false, hist, scratch, chosen);
     }
 
-    const u32 segment = (V + SAMPLE_THREADS - 1) / SAMPLE_THREADS * 32;
-    const u32 start = min(V, warp * segment), end = min(V, start + segment);
+    // The mass pass and the walk: warp w streams its segment of the row's aligned packs, an even
+    // number of them from a sector boundary, lanes on consecutive packs.
+    constexpr int LEN = Pack<T>::LEN;
+    const long long shift = row_sector_shift(z), packs = (long long)row_packs(z, V);
+    const long long per_warp = ((packs + shift + SAMPLE_WARPS - 1) / SAMPLE_WARPS + 1) & ~1LL;
+    const long long p_begin = warp * per_warp - shift;
+    const long long p_end = min(packs, p_begin + per_warp);
+    const auto pack_weights = [&](const float(&x)[LEN], long long first, int lo, int hi,
+                                  u64(&w)[LEN]) {
+        u64 sum = 0;
+#pragma unroll
+        for (int k = 0; k < LEN; ++k) {
+            const u32 i = u32(first + k);
+            w[k] = k >= lo && k < hi && composite<T>(x[k], i) >= lower ? sample_weight(x[k], max, inv_t) : 0;
+            sum += w[k];
+        }
+        return sum;
+    };
     u64 mass = 0;
-    for (u32 i = start + lane; i < end; i += 32) {
-        const float x = to_f32(z[i]);
-        if (composite<T>(x, i) >= lower) mass += sample_weight(x, max, inv_t);
-    }
+    row_pack_rounds(
+        z, V, p_begin, p_end, lane, 32,
+        [&](const float(&x)[LEN], long long first, int lo, int hi) {
+            u64 w[LEN];
+            mass += pack_weights(x, first, lo, hi, w);
+            return false;
+        },
+        reach_lo(V), reach_hi(V));
     mass = warp_sum_u64(mass);
     if (lane == 0) scratch[warp] = mass;
     __syncthreads();
@@ -279,21 +323,34 @@ __device__ void sample_fwd(const T* logits, u32* ids, u32 V, u32 top_k, u32 p_ma
     u32 owner = 0;
     while (before + scratch[owner] <= target) before += scratch[owner++];
     if (warp != owner) return;
-    for (u32 base = start; base < end; base += 32) {
-        const u32 i = base + lane;
-        u64 w = 0;
-        if (i < end) {
-            const float x = to_f32(z[i]);
-            if (composite<T>(x, i) >= lower) w = sample_weight(x, max, inv_t);
-        }
-        const u64 incl = warp_scan_u64(w);
+    // 32 packs a round in id order: the round's pack masses scanned across the lanes, then the
+    // lane whose pack crosses the target walks its elements.
+    row_pack_rounds(
+        z, V, p_begin, p_end, lane, 32,
+        [&](const float(&x)[LEN], long long first, int lo, int hi) {
+        u64 w[LEN];
+        const u64 sum = pack_weights(x, first, lo, hi, w);
+        const u64 incl = warp_scan_u64(sum);
         const u32 hit = __ballot_sync(RLHF_FULL_MASK, before + incl > target);
-        if (hit != 0) {
-            if (lane == __ffs(hit) - 1) ids[row] = i;
-            return;
+        if (hit == 0) {
+            before += __shfl_sync(RLHF_FULL_MASK, incl, 31);
+            return false;
         }
-        before += __shfl_sync(RLHF_FULL_MASK, incl, 31);
-    }
+        if (lane == __ffs(hit) - 1) {
+            u64 run = before + incl - sum;
+#pragma unroll
+            for (int k = 0; k < LEN; ++k) {
+                if (k < lo || k >= hi) continue;
+                run += w[k];
+                if (run > target) {
+                    ids[row] = u32(first + k);
+                    break;
+                }
+            }
+        }
+        return true;
+        },
+        reach_lo(V), reach_hi(V));
 }
 
 __device__ __forceinline__ u64 join_u64(u32 lo, u32 hi) { return (u64(hi) << 32) | lo; }

@@ -51,6 +51,43 @@ fn decoding_matches_full_attention<B: Backend>(backend: &B) {
     }
 }
 
+/// A batch entry's decoded rows are the same bits alone as at row 1 of three: the kernel's
+/// split of keys and heads over lanes depends on the shape, never on where the entry sits.
+fn decode_entry_does_not_depend_on_batch_position<B: Backend>(backend: &B) {
+    let mut rng = Rng::new(22);
+    let (tq, tmax, kv_len) = (2, 11, 10);
+    // (NH, NKV, HS): heads side by side with key slots, several KV heads per block, one head.
+    for (nh, nkv, hs) in [(4, 1, 4), (6, 3, 5), (2, 2, 40)] {
+        for dtype in [DType::F32, DType::BF16] {
+            let q = rng.normal_vec(3 * tq * nh * hs, 1.0);
+            let k = rng.normal_vec(3 * tmax * nkv * hs, 1.0);
+            let v = rng.normal_vec(3 * tmax * nkv * hs, 1.0);
+            let valid: Vec<u32> = (0..3 * tmax).map(|j| (j % tmax != 2) as u32).collect();
+            let decode = |b0: usize, n: usize| {
+                let part = |x: &[f32], row: usize| x[b0 * row..(b0 + n) * row].to_vec();
+                let up = |x: &[f32], dims: &[usize]| backend.upload_f32(dims, x, dtype).unwrap();
+                let out = backend
+                    .attention_decode(
+                        &up(&part(&q, tq * nh * hs), &[n, tq, nh, hs]),
+                        &up(&part(&k, tmax * nkv * hs), &[n, tmax, nkv, hs]),
+                        &up(&part(&v, tmax * nkv * hs), &[n, tmax, nkv, hs]),
+                        &backend.upload_u32(&[n, tmax], &valid[b0 * tmax..(b0 + n) * tmax]).unwrap(),
+                        kv_len,
+                        0.4,
+                    )
+                    .unwrap();
+                (backend.download_f32(&out.out).unwrap(), backend.download_f32(&out.lse).unwrap())
+            };
+            let (alone, alone_lse) = decode(1, 1);
+            let (batch, batch_lse) = decode(0, 3);
+            let row = tq * nh * hs;
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&alone), bits(&batch[row..2 * row]), "{nh} {nkv} {hs} {dtype:?}");
+            assert_eq!(bits(&alone_lse), bits(&batch_lse[nh * tq..2 * nh * tq]), "{nh} {nkv} {hs} {dtype:?}");
+        }
+    }
+}
+
 fn kv_cache_write_keeps_bf16_and_rejects_bad_shapes<B: Backend>(backend: &B) {
     let mut cache = backend.zeros(&[1, 4, 1, 2], DType::BF16).unwrap();
     let new = backend.upload_f32(&[1, 2, 1, 2], &[1.0, 2.0, 3.0, 4.0], DType::BF16).unwrap();
@@ -73,4 +110,5 @@ fn kv_cache_write_keeps_bf16_and_rejects_bad_shapes<B: Backend>(backend: &B) {
 
 backend_tests!(
     cpu, emu, cuda;
-    decoding_matches_full_attention, kv_cache_write_keeps_bf16_and_rejects_bad_shapes);
+    decoding_matches_full_attention, decode_entry_does_not_depend_on_batch_position,
+    kv_cache_write_keeps_bf16_and_rejects_bad_shapes);

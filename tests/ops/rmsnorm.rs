@@ -198,9 +198,57 @@ fn rmsnorm_rejects_bad_shapes_dtypes_and_eps<B: Backend>(backend: &B) {
     assert!(matches!(err, Error::DType { op: "rmsnorm_bwd", arg: "dy", .. }), "{err}");
 }
 
+/// A row's outputs are the same bits alone as at row 1 of three, where an odd C leaves it off
+/// the 16-byte grid: the kernel's fold follows the element index, never the address.
+fn rmsnorm_row_does_not_depend_on_its_position<B: Backend>(backend: &B) {
+    let mut rng = Rng::new(43);
+    for c in [5, 33, 769] {
+        for dtype in [DType::F32, DType::BF16] {
+            let (x, w) = inputs(&mut rng, &[3, c]);
+            let up = |v: &[f32], dims: &[usize]| backend.upload_f32(dims, v, dtype).unwrap();
+            let run = |r0: usize, n: usize| {
+                let out = backend.rmsnorm_fwd(&up(&x[r0 * c..(r0 + n) * c], &[n, c]), &up(&w, &[c]), 1e-5).unwrap();
+                let stats = [out.rstd].map(|t| backend.download_f32(&t).unwrap());
+                (backend.download_f32(&out.y).unwrap(), stats)
+            };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let (alone, alone_stats) = run(1, 1);
+            let (batch, batch_stats) = run(0, 3);
+            assert_eq!(bits(&alone), bits(&batch[c..2 * c]), "C {c} {dtype:?}");
+            for (a, b) in alone_stats.iter().zip(&batch_stats) {
+                assert_eq!(bits(a), bits(&b[1..2]), "C {c} {dtype:?}");
+            }
+        }
+    }
+}
+
+/// A row's dx is the same bits alone as at row 1 of three (off the 16-byte grid for odd C): the
+/// backward's row sums fold by element index, never by address.
+fn rmsnorm_backward_row_does_not_depend_on_its_position<B: Backend>(backend: &B) {
+    let mut rng = Rng::new(44);
+    for c in [5, 33, 769] {
+        for dtype in [DType::F32, DType::BF16] {
+            let (x, w) = inputs(&mut rng, &[3, c]);
+            let dy = rng.normal_vec(3 * c, 1.0);
+            let up = |v: &[f32], dims: &[usize]| backend.upload_f32(dims, v, dtype).unwrap();
+            let out = backend.rmsnorm_fwd(&up(&x, &[3, c]), &up(&w, &[c]), 1e-5).unwrap();
+            let stats = [out.rstd].map(|t| backend.download_f32(&t).unwrap());
+            let run = |r0: usize, n: usize| {
+                let rows = r0 * c..(r0 + n) * c;
+                let stat = |i: usize| backend.upload_f32(&[n], &stats[i][r0..r0 + n], DType::F32).unwrap();
+                let grads = backend.rmsnorm_bwd(&up(&dy[rows.clone()], &[n, c]), &up(&x[rows], &[n, c]), &up(&w, &[c]), &stat(0)).unwrap();
+                backend.download_f32(&grads.dx).unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            assert_eq!(run(1, 1), run(0, 3)[c..2 * c], "C {c} {dtype:?}");
+        }
+    }
+}
+
 backend_tests!(
     cpu, emu, cuda;
     rmsnorm_forward_matches_reference,
+    rmsnorm_row_does_not_depend_on_its_position,
+    rmsnorm_backward_row_does_not_depend_on_its_position,
     rmsnorm_backward_matches_finite_differences,
     rmsnorm_bf16_within_bf16_tolerance,
     rmsnorm_rejects_bad_shapes_dtypes_and_eps,

@@ -9,6 +9,7 @@
 
 use crate::ops::attention::{io_model_bytes, AttentionDims};
 use crate::ops::ppo_loss::PpoLossConfig;
+use crate::ops::sample::{SampleDraw, SampleRule};
 use crate::{Backend, DType, Emu, Result};
 
 /// One op at one shape: what the emulator counted against the model.
@@ -62,6 +63,8 @@ fn cases() -> Vec<IoCase> {
         for t in [1000, 1024] {
             cases.push(ppo_loss(64, t, dtype));
         }
+        cases.push(sample_greedy(8, 50257, dtype));
+        cases.push(decode(8, 12, 64, 512, dtype));
     }
     cases
 }
@@ -122,6 +125,42 @@ fn logprob_fwd(rows: usize, vocab: usize, dtype: DType) -> IoCase {
             let logits = emu.zeros(&[rows, vocab], dtype)?;
             let targets = emu.upload_u32(&[rows], &vec![1; rows])?;
             emu.logprob_fwd(&logits, &targets, 1.0).map(drop)
+        }),
+    }
+}
+
+/// Greedy next-token choice over `[B, V]` logits: the logits read once (aligned packs, each
+/// once), the ids written: `B·V·sizeof(T) + 4B` bytes.
+fn sample_greedy(rows: usize, vocab: usize, dtype: DType) -> IoCase {
+    let model = rows * vocab * dtype.size_in_bytes() + 4 * rows;
+    IoCase {
+        kernel: format!("sample_fwd_{dtype}"),
+        counted: "sample_fwd",
+        shape: format!("[{rows}, {vocab}] greedy"),
+        model_bytes: model as u64,
+        run: Box::new(move |emu| {
+            let logits = emu.zeros(&[rows, vocab], dtype)?;
+            let draw = SampleDraw { seed: 0, first_sequence: 0, step: 0 };
+            emu.sample(&logits, SampleRule::Greedy, draw).map(drop)
+        }),
+    }
+}
+
+/// One decoding step (`kv_cache_fwd_decode`, Tq = 1, NKV = NH) against a full cache of T keys:
+/// per (batch entry, head) q and out read and written once (`2·HS·S`) and lse written (4), and
+/// every key's K and V rows and its `key_valid` word read once: `B·NH·(T + 1)·(2·HS·S + 4)` bytes.
+fn decode(batch: usize, heads: usize, hs: usize, t: usize, dtype: DType) -> IoCase {
+    let model = batch * heads * (t + 1) * (2 * hs * dtype.size_in_bytes() + 4);
+    IoCase {
+        kernel: format!("kv_cache_fwd_decode_{dtype}"),
+        counted: "kv_cache_fwd_decode",
+        shape: format!("B {batch}, NH {heads}, HS {hs}, T {t}"),
+        model_bytes: model as u64,
+        run: Box::new(move |emu| {
+            let q = emu.zeros(&[batch, 1, heads, hs], dtype)?;
+            let cache = emu.zeros(&[batch, t, heads, hs], dtype)?;
+            let valid = emu.upload_u32(&[batch, t], &vec![1; batch * t])?;
+            emu.attention_decode(&q, &cache, &cache, &valid, t, 0.125).map(drop)
         }),
     }
 }

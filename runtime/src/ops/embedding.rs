@@ -184,8 +184,11 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
         Arg::U32(v),
         Arg::U32(c),
     ];
+    // One thread per aligned 16-byte pack of a dtable row: a misaligned row spans one more pack
+    // than its C / L of L = 16 / S elements.
+    let packs = c.div_ceil(16 / dy.dtype().size_in_bytes() as u32) + 1;
     let gather = Launch {
-        grid: [v, c.div_ceil(GPU_THREADS), 1],
+        grid: [v, packs.div_ceil(GPU_THREADS), 1],
         block: [GPU_THREADS, 1, 1],
         shared_bytes: 0,
     };

@@ -43,6 +43,12 @@ pub(crate) fn norm_backward_launch(channels: usize, sums_per_channel: usize) -> 
     Launch::linear(NORM_BWD_BLOCKS, NORM_THREADS).with_shared(bytes)
 }
 
+/// Row stride, in floats, of the norm backward's partials: C rounded up to 8 floats (one 32-byte
+/// sector), as the kernels' `norm_partial_stride`, so the reduce reads whole sectors.
+pub(crate) fn norm_partial_stride(channels: usize) -> usize {
+    channels.next_multiple_of(8)
+}
+
 /// The launch of a `*_bwd_reduce` kernel: one thread per channel.
 pub(crate) fn norm_reduce_launch(channels: u32) -> Launch {
     Launch::linear(channels.div_ceil(NORM_THREADS), NORM_THREADS)
@@ -237,8 +243,8 @@ pub(crate) fn forward_gpu<G: GpuBackend>(
     Ok(LayerNormOut { y, mean, rstd })
 }
 
-/// Two launches: `layernorm_bwd` writes dx and per-block partial sums `[2, G, C]`, then
-/// `layernorm_bwd_reduce` adds the partials in block order.
+/// Two launches: `layernorm_bwd` writes dx and per-block partial sums `[2, G, C_p]` (C padded to
+/// [`norm_partial_stride`]), then `layernorm_bwd_reduce` adds the partials in block order.
 pub(crate) fn backward_gpu<G: GpuBackend>(
     gpu: &G,
     dy: &Tensor<G>,
@@ -251,7 +257,11 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
     let (n, c) = (gpu::dim_u32(OP_BWD, "N", rows)?, gpu::dim_u32(OP_BWD, "C", channels)?);
     let dtype = x.dtype();
     let dx = gpu::alloc(gpu, x.dims(), dtype)?;
-    let partial = gpu::alloc(gpu, &[2, NORM_BWD_BLOCKS as usize, channels], DType::F32)?;
+    let partial = gpu::alloc(
+        gpu,
+        &[2, NORM_BWD_BLOCKS as usize, norm_partial_stride(channels)],
+        DType::F32,
+    )?;
     let args = [
         Arg::In(dy),
         Arg::In(x),

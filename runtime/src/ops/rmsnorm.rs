@@ -13,8 +13,8 @@ use rayon::prelude::*;
 
 use super::check;
 use super::layernorm::{
-    check_eps, check_stat, norm_backward_launch, norm_forward_launch, norm_reduce_launch,
-    rows_and_channels, NORM_BWD_BLOCKS,
+    check_eps, check_stat, norm_backward_launch, norm_forward_launch, norm_partial_stride,
+    norm_reduce_launch, rows_and_channels, NORM_BWD_BLOCKS,
 };
 use crate::cpu::{f32_data, from_f32, par_rows_with_column_sums};
 use crate::gpu::{self, Arg, GpuBackend};
@@ -150,8 +150,8 @@ pub(crate) fn forward_gpu<G: GpuBackend>(
     Ok(RmsNormOut { y, rstd })
 }
 
-/// Two launches, as LayerNorm's: dx and per-block partials `[G, C]`, then their sum in block
-/// order.
+/// Two launches, as LayerNorm's: dx and per-block partials `[G, C_p]` (C padded to 8 floats),
+/// then their sum in block order.
 pub(crate) fn backward_gpu<G: GpuBackend>(
     gpu: &G,
     dy: &Tensor<G>,
@@ -163,7 +163,8 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
     let (n, c) = (gpu::dim_u32(OP_BWD, "N", rows)?, gpu::dim_u32(OP_BWD, "C", channels)?);
     let dtype = x.dtype();
     let dx = gpu::alloc(gpu, x.dims(), dtype)?;
-    let partial = gpu::alloc(gpu, &[NORM_BWD_BLOCKS as usize, channels], DType::F32)?;
+    let partial_dims = [NORM_BWD_BLOCKS as usize, norm_partial_stride(channels)];
+    let partial = gpu::alloc(gpu, &partial_dims, DType::F32)?;
     let args = [
         Arg::In(dy),
         Arg::In(x),

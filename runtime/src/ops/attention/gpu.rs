@@ -202,8 +202,18 @@ pub(crate) fn decode_gpu<G: GpuBackend>(
     if dims.q_len > DECODE_MAX_QUERIES {
         return flash_forward(gpu, &dims, inputs, scale);
     }
-    let launch = grid(dims.q_len, dims.heads, dims.batch, DECODE_THREADS);
+    let group = dims.heads / dims.kv_heads;
+    let blocks = group * dims.kv_heads.div_ceil(decode_kv_heads(&dims));
+    let launch = grid(dims.q_len, blocks, dims.batch, DECODE_THREADS);
     launch_forward(gpu, "kv_cache_fwd_decode", &dims, inputs, scale, launch)
+}
+
+/// KV heads per `kv_cache_fwd_decode` block: the kernel gives each head HS lanes rounded up to a
+/// power of two (its `decode_width`) and puts as many heads side by side as a warp holds, so that
+/// heads of fewer than 32 bytes share their 32-byte sectors with their neighbours.
+fn decode_kv_heads(dims: &AttentionDims) -> usize {
+    let width = dims.head_size.next_power_of_two().min(32);
+    dims.kv_heads.min(32 / width)
 }
 
 /// Three launches: `attention_bwd_prep` (D = dO·O per query), `attention_bwd` (dK, dV per key

@@ -165,7 +165,9 @@ pub(crate) fn backward_gpu<G: GpuBackend>(
         let rows = gpu::dim_u32(OP, "rows of dc", batch * m)?;
         let cols = gpu::dim_u32(OP, "N", n)?;
         let args = [Arg::In(dc), Arg::Out(&dbias), Arg::U32(rows), Arg::U32(cols)];
-        let launch = Launch::linear(cols.div_ceil(SIMT_THREADS), SIMT_THREADS);
+        // One thread per aligned 16-byte pack of dbias: one more than N / L when misaligned.
+        let packs = cols.div_ceil(16 / a.dtype().size_in_bytes() as u32) + 1;
+        let launch = Launch::linear(packs.div_ceil(SIMT_THREADS), SIMT_THREADS);
         gpu::launch(gpu, "gemm_bwd_bias", a.dtype(), launch, &args)?;
         Some(dbias)
     } else {
