@@ -9,9 +9,10 @@ use runtime::{Backend, DType, Emu};
 
 use crate::common::Rng;
 
-/// Global bytes (loads + stores) of every kernel launched on `emu` so far.
+/// Global traffic of every kernel launched on `emu` so far: the 32-byte sectors loaded and
+/// stored (a broadcast load of one id by a whole block counts once, not per lane).
 fn moved(emu: &Emu) -> u64 {
-    emu.kernel_stats().iter().map(|(_, k)| k.counters.global_load_bytes + k.counters.global_store_bytes).sum()
+    emu.kernel_stats().iter().map(|(_, k)| 32 * (k.counters.global_load_sectors + k.counters.global_store_sectors)).sum()
 }
 
 /// The peak of device memory above what was allocated before `f`, less what `f` returns alive.
@@ -74,6 +75,6 @@ fn linear_logprob_never_allocates_the_logits() {
                 bytes.push(moved(&emu) - before);
             }
         }
-        eprintln!("{dtype} forward global bytes: fused {}, unfused {}", bytes[0], bytes[1]);
+        eprintln!("{dtype} forward global traffic (sectors): fused {} B, unfused {} B", bytes[0], bytes[1]);
     }
 }
