@@ -205,7 +205,7 @@ fn linear_logprob_rejects_bad_arguments<B: Backend>(b: &B) {
     assert!(e.to_string().contains("dlogprob") && e.to_string().contains("[3]"), "{e}");
 }
 
-backend_tests!(cpu, emu;
+backend_tests!(cpu, emu, cuda;
     linear_logprob_matches_gemm_and_logprob,
     linear_logprob_backward_matches_finite_differences,
     linear_logprob_rejects_bad_arguments,
