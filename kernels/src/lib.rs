@@ -195,6 +195,10 @@ pub const HEADERS: &[Header] = &[
         code: include_str!("row_stream.cuh"),
     },
     Header {
+        file: "logprob.cuh",
+        code: include_str!("logprob.cuh"),
+    },
+    Header {
         file: "kl.cuh",
         code: include_str!("kl.cuh"),
     },
@@ -305,6 +309,31 @@ pub const SOURCES: &[Source] = &[
             "sample_fwd" [F32, BF16] (logits: In<T>, ids: Out<U32>, V: U32, top_k: U32,
                 p_mant: U32, p_shift: U32, inv_temperature: F32, seed_lo: U32, seed_hi: U32,
                 sequence_lo: U32, sequence_hi: U32, step_lo: U32, step_hi: U32);
+        )
+    ),
+    source!(
+        "linear_logprob",
+        entries!("linear_logprob";
+            "linear_logprob_fwd_first" [F32, BF16] (chunk: In<T>, targets: In<U32>,
+                max_out: Out<F32>, sum_out: Out<F32>, shifted_out: Out<F32>, target_out: Out<F32>,
+                N: U32, Vc: U32, offset: U32, inv_temperature: F32);
+            "linear_logprob_fwd" [F32, BF16] (chunk: In<T>, targets: In<U32>, max_in: In<F32>,
+                sum_in: In<F32>, shifted_in: In<F32>, target_in: In<F32>, max_out: Out<F32>,
+                sum_out: Out<F32>, shifted_out: Out<F32>, target_out: Out<F32>, N: U32, Vc: U32,
+                offset: U32, inv_temperature: F32);
+            "linear_logprob_fwd_last" [F32, BF16] (chunk: In<T>, targets: In<U32>, max_in: In<F32>,
+                sum_in: In<F32>, shifted_in: In<F32>, target_in: In<F32>, logprob: Out<F32>,
+                entropy: Out<F32>, lse: Out<F32>, N: U32, Vc: U32, offset: U32,
+                inv_temperature: F32);
+            "linear_logprob_fwd_whole" [F32, BF16] (chunk: In<T>, targets: In<U32>,
+                logprob: Out<F32>, entropy: Out<F32>, lse: Out<F32>, N: U32, Vc: U32, offset: U32,
+                inv_temperature: F32);
+            "linear_logprob_bwd" [F32, BF16] (chunk: In<T>, targets: In<U32>, lse: In<F32>,
+                dlogprob: In<F32>, dchunk: Out<T>, N: U32, Vc: U32, offset: U32,
+                inv_temperature: F32);
+            "linear_logprob_bwd_entropy" [F32, BF16] (chunk: In<T>, targets: In<U32>, lse: In<F32>,
+                entropy: In<F32>, dlogprob: In<F32>, dentropy: In<F32>, dchunk: Out<T>, N: U32,
+                Vc: U32, offset: U32, inv_temperature: F32);
         )
     ),
     source!(

@@ -7,6 +7,7 @@ use crate::ops::gemm::{GemmGrads, GemmSpec};
 use crate::ops::grpo_loss::{GrpoLossConfig, GrpoLossOut};
 use crate::ops::kl::KlEstimator;
 use crate::ops::layernorm::{LayerNormGrads, LayerNormOut};
+use crate::ops::linear_logprob::{Folded, SoftmaxChunkState, VocabChunk};
 use crate::ops::logprob::{LogProbKlOut, LogProbOut};
 use crate::ops::masked_whiten::WhitenOut;
 use crate::ops::ppo_loss::{PpoLossConfig, PpoLossOut};
@@ -241,6 +242,35 @@ pub trait Backend: Send + Sync + Sized {
         entropy: &Tensor<Self>,
         dlogprob: &Tensor<Self>,
         dentropy: Option<&Tensor<Self>>,
+        inv_temperature: f32,
+    ) -> Result<Tensor<Self>>;
+
+    // ---- the LM head and log-prob by vocabulary chunks (crate::ops::linear_logprob) ----
+
+    /// Folds the logits `chunk` `[N, Vc]`, columns `span.offset..span.offset + Vc` of logits
+    /// `[N, span.vocab]`, into `state`, the rows' softmax state over the columns before them
+    /// (`None` for the first chunk), scaled by `inv_temperature`; targets `[N]` u32 `< vocab`.
+    /// The chunk that reaches `vocab` gives [`Backend::logprob_fwd`]'s results on the whole row.
+    fn linear_logprob_fold(
+        &self,
+        chunk: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        state: Option<&SoftmaxChunkState<Self>>,
+        span: VocabChunk,
+        inv_temperature: f32,
+    ) -> Result<Folded<Self>>;
+    /// Columns `span.offset..span.offset + Vc` of [`Backend::logprob_bwd`]'s d(logits), from the
+    /// chunk's logits `[N, Vc]` and the whole rows' saved `lse` and `entropy`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_logprob_chunk_bwd(
+        &self,
+        chunk: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        entropy: &Tensor<Self>,
+        dlogprob: &Tensor<Self>,
+        dentropy: Option<&Tensor<Self>>,
+        span: VocabChunk,
         inv_temperature: f32,
     ) -> Result<Tensor<Self>>;
 

@@ -16,6 +16,7 @@ use crate::ops::gemm::{self, GemmGrads, GemmSpec};
 use crate::ops::grpo_loss::{self, GrpoLossConfig, GrpoLossOut};
 use crate::ops::kl::{self, KlEstimator};
 use crate::ops::layernorm::{self, LayerNormGrads, LayerNormOut};
+use crate::ops::linear_logprob::{self, Folded, SoftmaxChunkState, VocabChunk};
 use crate::ops::logprob::{self, LogProbOut};
 use crate::ops::masked_whiten::{self, WhitenOut};
 use crate::ops::ppo_loss::{self, PpoLossConfig, PpoLossOut};
@@ -432,6 +433,31 @@ impl Backend for Cpu {
         inv_temperature: f32,
     ) -> Result<Tensor<Self>> {
         logprob::backward_cpu(logits, targets, lse, entropy, dlogprob, dentropy, inv_temperature)
+    }
+
+    fn linear_logprob_fold(
+        &self,
+        chunk: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        state: Option<&SoftmaxChunkState<Self>>,
+        span: VocabChunk,
+        inv_temperature: f32,
+    ) -> Result<Folded<Self>> {
+        linear_logprob::fold_cpu(chunk, targets, state, span, inv_temperature)
+    }
+
+    fn linear_logprob_chunk_bwd(
+        &self,
+        chunk: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        lse: &Tensor<Self>,
+        entropy: &Tensor<Self>,
+        dlogprob: &Tensor<Self>,
+        dentropy: Option<&Tensor<Self>>,
+        span: VocabChunk,
+        inv_temperature: f32,
+    ) -> Result<Tensor<Self>> {
+        linear_logprob::chunk_bwd_cpu(chunk, targets, lse, entropy, dlogprob, dentropy, span, inv_temperature)
     }
 
     fn kl_fwd(

@@ -20,6 +20,8 @@ mod grpo_loss;
 mod kl;
 mod kv_cache;
 mod layernorm;
+mod linear_logprob;
+mod linear_logprob_io;
 mod logprob;
 mod masked_whiten;
 mod ppo_loss;

@@ -2,7 +2,8 @@
 //! inputs (`rlhf kernels test`): awkward shapes, f32 and bf16. One module per op family builds
 //! its cases and runs them on any backend (`rows`: the row-wise ops, rows 1, 7, 64 crossed with
 //! C 1, 33, 769; V 5, 1000, 50257 for cross-entropy; `logprob`: the fused log-prob over V 5,
-//! 1000, 50257, 70000 and the KL estimators; `losses`: the RL and reward-model losses, masked
+//! 1000, 50257, 70000 and the KL estimators; `linear_logprob`: the LM head + log-prob by
+//! vocabulary chunks, V 1000 in chunks of 256 and 70000 in chunks of 30000; `losses`: the RL and reward-model losses, masked
 //! whitening and GAE, with rows that have no masked token; `optim`: AdamW and the sum of squares; `gemm`: forward and
 //! backward of each GEMM kernel over awkward M×N×K, transposes, batches and bias; `attention`: attention
 //! forward, backward and decoding, KV-cache writes and RoPE over ragged, padded and GQA shapes; `sample`:
@@ -18,6 +19,7 @@
 //! (computed on the host), so each check isolates one kernel.
 
 pub mod io_model;
+mod linear_logprob;
 mod logprob;
 mod losses;
 mod optim;
@@ -53,6 +55,7 @@ pub struct KernelCheck {
 enum Family {
     Rows(rows::Case),
     Logprob(logprob::Case),
+    LinearLogprob(linear_logprob::Case),
     Losses(losses::Case),
     Optim(optim::Case),
     Gemm(gemm::Case),
@@ -74,6 +77,7 @@ struct Case {
 fn cases() -> Vec<Case> {
     let mut cases = rows::cases();
     cases.extend(logprob::cases());
+    cases.extend(linear_logprob::cases());
     cases.extend(losses::cases());
     cases.extend(optim::cases());
     cases.extend(gemm::cases());
@@ -91,6 +95,7 @@ fn run<B: Backend>(backend: &B, case: &Case) -> Result<Vec<(Vec<f32>, DType)>> {
     match &case.family {
         Family::Rows(c) => rows::run(backend, c, &mut rng),
         Family::Logprob(c) => logprob::run(backend, c, &mut rng),
+        Family::LinearLogprob(c) => linear_logprob::run(backend, c, &mut rng),
         Family::Losses(c) => losses::run(backend, c, &mut rng),
         Family::Optim(c) => optim::run(backend, c, &mut rng),
         Family::Gemm(c) => gemm::run(backend, c, &mut rng),
@@ -192,7 +197,8 @@ mod tests {
             for entry in source.entries {
                 // The `_reduce`, `_rank`, `_prep`, `_dq` and `gemm_bwd_bias` helpers run inside
                 // their op's backward; the masked losses run their `_fwd_totals` kernel in the
-                // op that runs their `_fwd`.
+                // op that runs their `_fwd`; the chunked log-prob's forward over several chunks
+                // runs its `_fwd_first` and `_fwd_last` kernels.
                 let masked_loss = ["ppo_loss", "grpo_loss", "value_loss"].contains(&entry.op);
                 let covered = names.contains(entry.name)
                     || entry.name.contains("_bwd_reduce_")
@@ -200,6 +206,7 @@ mod tests {
                     || entry.name.starts_with("attention_bwd_prep_")
                     || entry.name.starts_with("attention_bwd_dq_")
                     || entry.name == "embedding_bwd_rank_u32"
+                    || names.contains(entry.name.replace("_fwd_first_", "_fwd_").replace("_fwd_last_", "_fwd_").as_str())
                     || (masked_loss && names.contains(entry.name.replace("_fwd_totals_", "_fwd_").as_str()));
                 assert!(covered, "{} is not checked", entry.name);
             }

@@ -31,7 +31,7 @@ mod with_kl;
 
 use rayon::prelude::*;
 
-pub(crate) use self::row::{grad_rows, rows_per_task, RowGrad, RowStats};
+pub(crate) use self::row::{grad_rows, rows_per_task, OnlineSums, RowGrad, RowStats};
 pub(crate) use self::with_kl::forward_kl_gpu;
 pub use self::with_kl::{check_forward_kl, LogProbKlOut};
 use super::check;

@@ -17,6 +17,7 @@ pub mod grpo_loss;
 pub mod kl;
 pub mod kv_cache;
 pub mod layernorm;
+pub mod linear_logprob;
 pub mod logprob;
 pub mod masked_whiten;
 pub mod ppo_loss;

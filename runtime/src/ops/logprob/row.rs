@@ -47,17 +47,16 @@ fn tree_sum(values: &mut [f32]) -> f32 {
     values[0]
 }
 
-/// Softmax statistics of one row `x = s·z`, from one online pass.
+/// The online sums of one row (or part of a row) `x = s·z`: its max `m`, `S = Σ e^(x−m)` and
+/// `Q = Σ e^(x−m)·(x−m)`, before they are reduced to [`RowStats`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RowStats {
-    max: f32,
-    /// `log Σ e^(x−max)`.
-    log_sum: f32,
-    /// `Σ p·(x−max)`.
-    mean_shift: f32,
+pub(crate) struct OnlineSums {
+    pub max: f32,
+    pub sum: f32,
+    pub shifted: f32,
 }
 
-impl RowStats {
+impl OnlineSums {
     pub(crate) fn of<T: HostFloat>(row: &[T], scale: f32) -> Self {
         // Finite, so that a block of −inf logits gives e^(−inf − max) = 0 rather than NaN.
         let mut max = f32::MIN;
@@ -89,7 +88,41 @@ impl RowStats {
             sum += tree_sum(es);
             shifted += tree_sum(qs);
         }
-        RowStats { max, log_sum: sum.ln(), mean_shift: shifted / sum }
+        OnlineSums { max, sum, shifted }
+    }
+
+    /// The sums moved to a max of `max >= self.max`.
+    fn rebased(self, max: f32) -> Self {
+        let shift = floor_exponent(self.max - max);
+        let factor = exp_f32(shift);
+        OnlineSums { max, sum: self.sum * factor, shifted: factor * (self.shifted + shift * self.sum) }
+    }
+
+    /// The sums of `self`'s elements and `later`'s together.
+    pub(crate) fn merge(self, later: OnlineSums) -> Self {
+        let max = self.max.max(later.max);
+        let (a, b) = (self.rebased(max), later.rebased(max));
+        OnlineSums { max, sum: a.sum + b.sum, shifted: a.shifted + b.shifted }
+    }
+
+    pub(crate) fn stats(&self) -> RowStats {
+        RowStats { max: self.max, log_sum: self.sum.ln(), mean_shift: self.shifted / self.sum }
+    }
+}
+
+/// Softmax statistics of one row `x = s·z`, from one online pass.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowStats {
+    max: f32,
+    /// `log Σ e^(x−max)`.
+    log_sum: f32,
+    /// `Σ p·(x−max)`.
+    mean_shift: f32,
+}
+
+impl RowStats {
+    pub(crate) fn of<T: HostFloat>(row: &[T], scale: f32) -> Self {
+        OnlineSums::of(row, scale).stats()
     }
 
     pub(crate) fn lse(&self) -> f32 {
@@ -169,11 +202,14 @@ fn grad_row<T: HostFloat>(row: &[T], out: &mut [T], g: &RowGrad) {
     }
 }
 
-/// `out_j = grad(z_j)`, plus `onehot` at the target; every element rounded once.
+/// `out_j = grad(z_j)`, plus `onehot` at the target; every element rounded once. A target past
+/// the row's end (a vocabulary chunk that does not hold it, `ops::linear_logprob`) adds nothing.
 #[inline(always)]
 fn fill_row<T: HostFloat>(row: &[T], out: &mut [T], target: usize, onehot: f32, grad: impl Fn(f32) -> f32) {
     for (o, z) in out.iter_mut().zip(row) {
         *o = T::from_f32(grad(z.to_f32()));
     }
-    out[target] = T::from_f32(grad(row[target].to_f32()) + onehot);
+    if let (Some(o), Some(z)) = (out.get_mut(target), row.get(target)) {
+        *o = T::from_f32(grad(z.to_f32()) + onehot);
+    }
 }
