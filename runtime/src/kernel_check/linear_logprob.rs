@@ -1,5 +1,5 @@
 //! The LM head + log-prob by vocabulary chunks (`ops::linear_logprob`): the whole forward and
-//! backward (GEMMs, gathers and the chunk kernels) over hidden `[rows, 33]`, vocabularies of
+//! backward (GEMMs, gathers and the chunk kernels) over hidden `[rows, 64]`, vocabularies of
 //! 1000 in chunks of 256 (the last one partial) and of 70000 (past 65535) in chunks of 30000,
 //! plus one chunk covering the vocabulary (the `_whole` kernel).
 
@@ -8,8 +8,10 @@ use super::Family;
 use crate::ops::linear_logprob::LinearLogProb;
 use crate::{Backend, DType, Result, Tensor};
 
-/// Channels of the hidden states: not a multiple of any tile.
-const CHANNELS: usize = 33;
+/// Channels of the hidden states. The chunk kernels never see C (they read the chunk's logits),
+/// so it is a model's row width: odd widths of the GEMMs and gathers C feeds are their own
+/// families' cases, and here would only add short rows to those kernels' counters.
+const CHANNELS: usize = 64;
 /// `(V, Vc)`: a partial last chunk, and a vocabulary past 65535 in large chunks.
 const VOCABS: [(usize, usize); 2] = [(1000, 256), (70000, 30000)];
 const LARGE_VOCAB: usize = 65535;
