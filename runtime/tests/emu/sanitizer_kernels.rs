@@ -96,10 +96,11 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     }
 }
 
-/// Column sums over the `g` partial rows of `c` channels.
-fn fold(partials: &[f32], c: usize) -> Vec<f32> {
+/// Column sums over partial rows of `c` channels stored `stride` floats apart (the kernels pad
+/// each row to a multiple of 8 floats, a 32-byte sector).
+fn fold(partials: &[f32], stride: usize, c: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; c];
-    for row in partials.chunks(c) {
+    for row in partials.chunks(stride) {
         for (o, v) in out.iter_mut().zip(row) {
             *o += v;
         }
@@ -126,7 +127,8 @@ fn layernorm_and_rmsnorm_backward_run_clean() {
         let rstd_v: Vec<f32> = (0..n).map(|_| 1.0 + rng.uniform().abs()).collect();
         let (rstd, _) = upload(&mut dev, &rstd_v, false);
         let dx = dev.alloc(n * c * 4);
-        let partial = dev.alloc(2 * blocks * c * 4);
+        let stride = c.next_multiple_of(8);
+        let partial = dev.alloc(2 * blocks * stride * 4);
         let dims = [KernelArg::U32(n as u32), KernelArg::U32(c as u32)];
         let cfg = LaunchConfig {
             dynamic_shared_bytes: 2 * c as u32 * 4,
@@ -144,13 +146,13 @@ fn layernorm_and_rmsnorm_backward_run_clean() {
             &args,
         );
         // dbias = Σ_rows dy: the second half of the partials, folded over blocks.
-        let parts = download_f32(&dev, partial, 2 * blocks * c);
+        let parts = download_f32(&dev, partial, 2 * blocks * stride);
         let want: Vec<f64> = (0..c)
             .map(|j| (0..n).map(|r| dy_v[r * c + j] as f64).sum())
             .collect();
         assert_close(
             "layernorm dbias",
-            &fold(&parts[blocks * c..], c),
+            &fold(&parts[blocks * stride..], stride, c),
             &want,
             1e-5,
         );
@@ -166,7 +168,7 @@ fn layernorm_and_rmsnorm_backward_run_clean() {
             .collect();
         assert_close(
             "layernorm dweight",
-            &fold(&parts[..blocks * c], c),
+            &fold(&parts[..blocks * stride], stride, c),
             &want,
             1e-5,
         );
@@ -184,7 +186,7 @@ fn layernorm_and_rmsnorm_backward_run_clean() {
             cfg,
             &args,
         );
-        let parts = download_f32(&dev, partial, blocks * c);
+        let parts = download_f32(&dev, partial, blocks * stride);
         let want: Vec<f64> = (0..c)
             .map(|j| {
                 (0..n)
@@ -192,7 +194,7 @@ fn layernorm_and_rmsnorm_backward_run_clean() {
                     .sum()
             })
             .collect();
-        assert_close("rmsnorm dweight", &fold(&parts, c), &want, 1e-5);
+        assert_close("rmsnorm dweight", &fold(&parts, stride, c), &want, 1e-5);
     }
 }
 
