@@ -173,3 +173,15 @@ macro_rules! backend_tests {
         $crate::backend_tests!(cpu; $($name),*);
     };
 }
+
+/// A row-wise op's outputs for row 1 of a 3-row batch are the same bits as for that row alone.
+/// `run(r0, n)` runs the op on rows `r0..r0 + n` and returns each output flattened, with its
+/// width per row (C for `[n, C]`, 1 for a per-row statistic).
+pub fn assert_row_alone_equals_in_batch(what: &str, run: impl Fn(usize, usize) -> Vec<(Vec<f32>, usize)>) {
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let (alone, batch) = (run(1, 1), run(0, 3));
+    assert_eq!(alone.len(), batch.len(), "{what}");
+    for ((a, width), (b, _)) in alone.iter().zip(&batch) {
+        assert_eq!(bits(a), bits(&b[*width..2 * width]), "{what}");
+    }
+}

@@ -86,13 +86,17 @@ pub struct LinearLogProb<'a, B: Backend> {
 }
 
 impl<B: Backend> LinearLogProb<'_, B> {
-    /// Checks shapes, dtypes, the temperature and the chunk size; returns `(N, C, V)`.
+    /// Checks shapes, dtypes, the temperature and the chunk size (and that V fits the u32 ids the
+    /// weight rows are gathered by); returns `(N, C, V)`.
     pub fn check(&self, op: &'static str) -> Result<(usize, usize, usize)> {
         let (hidden, weight) = (self.hidden, self.weight);
         check::same_float(op, &[("hidden", hidden), ("weight", weight)])?;
         check::rank(op, "hidden", hidden, 2)?;
         check::rank(op, "weight", weight, 2)?;
         let (n, c, v) = (hidden.dims()[0], hidden.dims()[1], weight.dims()[0]);
+        if u32::try_from(v).is_err() {
+            return Err(Error::shape(op, format!("weight {} has more than 2^32 rows", weight.shape())));
+        }
         if weight.dims()[1] != c || v == 0 {
             return Err(Error::shape(
                 op,
@@ -127,18 +131,9 @@ impl<B: Backend> LinearLogProb<'_, B> {
         Ok(Some(backend.embedding_fwd(&ids, self.weight)?))
     }
 
-    /// A vocabulary of more than `u32::MAX` classes cannot be gathered by u32 ids.
-    fn check_vocab(&self, op: &'static str, v: usize) -> Result<()> {
-        if u32::try_from(v).is_err() {
-            return Err(Error::shape(op, format!("weight {} has more than 2^32 rows", self.weight.shape())));
-        }
-        Ok(())
-    }
-
     /// The chunks' logits folded in order: [`LogProbOut`] as `gemm` + `logprob_fwd` would give.
     pub fn forward(&self, backend: &B) -> Result<LogProbOut<B>> {
         let (_, _, v) = self.check(OP_FWD)?;
-        self.check_vocab(OP_FWD, v)?;
         let mut state = None;
         let mut offset = 0;
         // Ends: the fold of the chunk reaching V returns `Done`, and a fold past V is an error.
@@ -168,7 +163,6 @@ impl<B: Backend> LinearLogProb<'_, B> {
         dentropy: Option<&Tensor<B>>,
     ) -> Result<LinearLogProbGrads<B>> {
         let (_, c, v) = self.check(OP_BWD)?;
-        self.check_vocab(OP_BWD, v)?;
         let dtype = self.hidden.dtype();
         let mut dhidden: Option<Tensor<B>> = None;
         // Rows of dW are written chunk by chunk, through kv_cache_write's view `[1, V, 1, C]`.
